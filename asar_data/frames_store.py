@@ -1,0 +1,137 @@
+"""The 50-frame store: the fixed-size representation the models train on.
+
+`data` (N, 3, T, 25, 2) float32 with dimension names `sample, xyz, frame, joint,
+body`, chunked along samples; `label`, `name`, `valid_length` per sample; and
+`split/<benchmark>/{train,test}` index arrays for every benchmark of the dataset.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+FRAMES_FORMAT = "asar-frames"
+FRAMES_VERSION = 1
+DIMS = ("sample", "xyz", "frame", "joint", "body")
+
+
+def _store(location: str, read_only: bool = False):
+    from pipelines.storage import zarr_store
+
+    return zarr_store(location, read_only=read_only)
+
+
+def create(location: str, samples: int, frames: int, chunk: int) -> None:
+    """Create an empty store whose `data` is written later, one whole chunk per shard."""
+    import zarr
+    from zarr.codecs import BloscCodec
+
+    root = zarr.open_group(store=_store(location), mode="w")
+    root.create_array(
+        "data", shape=(samples, 3, frames, 25, 2), dtype="float32",
+        chunks=(chunk, 3, frames, 25, 2), dimension_names=DIMS,
+        compressors=BloscCodec(cname="zstd", clevel=3, shuffle="shuffle"),
+        fill_value=0.0,
+    )
+    root.create_array("valid_length", shape=(samples,), dtype="int32", chunks=(chunk,),
+                      dimension_names=("sample",), fill_value=0)
+
+
+def write_block(location: str, start: int, block: np.ndarray, valid_length: np.ndarray) -> None:
+    """Write samples [start, start + len(block)) - a whole chunk, or the store's tail.
+
+    block: (n, 3, T, 25, 2) float32; valid_length: (n,) frames the transform resized.
+    """
+    import zarr
+
+    root = zarr.open_group(store=_store(location), mode="r+")
+    root["data"][start:start + len(block)] = block
+    root["valid_length"][start:start + len(block)] = valid_length
+
+
+def finalise(
+    location: str,
+    labels: np.ndarray,
+    names: np.ndarray,
+    splits: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    attrs: Mapping[str, Any],
+) -> None:
+    """Write the per-sample arrays, the split indices and the attributes."""
+    import zarr
+
+    root = zarr.open_group(store=_store(location), mode="r+")
+    n = len(labels)
+    root.create_array("label", data=np.asarray(labels, np.int64), chunks=(max(n, 1),),
+                      dimension_names=("sample",), overwrite=True)
+    name_arr = root.create_array("name", shape=(n,), dtype=str, chunks=(max(n, 1),),
+                                 dimension_names=("sample",), overwrite=True)
+    if n:
+        name_arr[:] = np.asarray(names, dtype=str)
+    for bench, (train, test) in splits.items():
+        for side, idx in (("train", train), ("test", test)):
+            idx = np.asarray(idx, np.int64)
+            root.create_array(f"split/{bench}/{side}", data=idx, chunks=(max(len(idx), 1),),
+                              dimension_names=("index",), overwrite=True)
+    root.attrs.update({"format": FRAMES_FORMAT, "version": FRAMES_VERSION, **dict(attrs)})
+
+
+class FramesStore:
+    """Read access to a 50-frame store."""
+
+    def __init__(self, location: str):
+        import zarr
+
+        self.location = location
+        self.root = zarr.open_group(store=_store(location, read_only=True), mode="r")
+        self.attrs = dict(self.root.attrs)
+        if self.attrs.get("format") != FRAMES_FORMAT:
+            raise ValueError(f"{location} is not a complete asar 50-frame store")
+        self.data = self.root["data"]
+        self.labels = self.root["label"][:]
+        self.valid_length = self.root["valid_length"][:]
+
+    def __len__(self) -> int:
+        return self.data.shape[0]
+
+    @property
+    def frames(self) -> int:
+        return self.data.shape[2]
+
+    @property
+    def chunk(self) -> int:
+        return self.data.chunks[0]
+
+    @property
+    def names(self) -> np.ndarray:
+        from asar_data.raw_store import as_unicode
+
+        return as_unicode(self.root["name"][:])
+
+    @property
+    def benchmarks(self) -> list[str]:
+        return list(self.attrs.get("benchmarks", []))
+
+    def split(self, benchmark: str, side: str) -> np.ndarray:
+        """Sample indices (ascending int64) of one side ("train" | "test") of a benchmark."""
+        if benchmark not in self.benchmarks:
+            raise KeyError(
+                f"{self.attrs.get('dataset')} has no benchmark {benchmark!r} "
+                f"(it has: {', '.join(self.benchmarks)})"
+            )
+        return self.root[f"split/{benchmark}/{side}"][:]
+
+    def read(self, indices: np.ndarray) -> np.ndarray:
+        """(len(indices), 3, T, 25, 2) float32, reading whole chunks."""
+        indices = np.asarray(indices, np.int64)
+        out = np.empty((len(indices), *self.data.shape[1:]), np.float32)
+        if len(indices) == 0:
+            return out
+        chunk = self.chunk
+        order = np.argsort(indices, kind="stable")
+        sorted_idx = indices[order]
+        for c in np.unique(sorted_idx // chunk):
+            sel = (sorted_idx // chunk) == c
+            block = self.data[c * chunk:min((c + 1) * chunk, len(self))]
+            out[order[sel]] = block[sorted_idx[sel] - c * chunk]
+        return out

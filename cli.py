@@ -1,0 +1,388 @@
+"""asar-cli: raw skeleton files -> zarr stores -> ASAR pre-training -> evaluation.
+
+Thin click commands: parse options, pick a preset, call a stage in `pipelines/`,
+render progress and results with rich. Heavy libraries (torch, dask, zarr) are
+imported inside the commands that need them, so `asar-cli --help` is instant.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+WORKDIR_HELP = (
+    "Workspace holding every stage's output and manifest "
+    "[default: $ASAR_WORKDIR, else ./asar-work]."
+)
+
+
+class UserError(click.ClickException):
+    """An error the user can act on: printed without a traceback, exit status 2."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.secho(f"error: {self.message}", fg="red", err=True)
+
+
+def workdir_option(fn: Callable) -> Callable:
+    return click.option(
+        "--workdir", "-w", type=str, default=None, envvar="ASAR_WORKDIR",
+        show_envvar=False, help=WORKDIR_HELP,
+    )(fn)
+
+
+def cluster_options(fn: Callable) -> Callable:
+    fn = click.option(
+        "--scheduler", type=str, default=None, metavar="ADDRESS",
+        help="Run shards on an existing dask.distributed cluster (e.g. tcp://host:8786).",
+    )(fn)
+    fn = click.option(
+        "--workers", type=click.IntRange(min=1), default=None,
+        help="Worker processes of the local dask cluster [default: CPU count, max 8].",
+    )(fn)
+    return click.option("--force", is_flag=True, help="Redo the stage even if it is up to date.")(
+        fn
+    )
+
+
+def friendly_errors(fn: Callable) -> Callable:
+    """Turn expected failures (bad input, missing stages) into one red line, exit 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from pipelines.workspace import WorkspaceError
+
+        try:
+            return fn(*args, **kwargs)
+        except (WorkspaceError, ValueError, FileNotFoundError, KeyError) as e:
+            msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+            raise UserError(str(msg)) from e
+
+    return wrapper
+
+
+def console(stderr: bool = True):
+    """A rich console; wide when output is not a terminal (logs, pipes, CI)."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, width=None if stream.isatty() else 160)
+
+
+def progress():
+    from pipelines.progress import RichProgress
+
+    return RichProgress(console())
+
+
+def workspace(workdir: str | None):
+    from pipelines.workspace import Workspace
+
+    return Workspace(workdir)
+
+
+def choose_dataset(ws: Any, requested: str | None) -> str:
+    """The dataset a command acts on; asks when the workspace holds several and stdin is a TTY."""
+    from pipelines.workspace import AmbiguousDataset
+
+    try:
+        return ws.choose_dataset(requested)
+    except AmbiguousDataset as e:
+        if sys.stdin.isatty():
+            return click.prompt("Dataset", type=click.Choice(e.names))
+        raise
+
+
+def print_table(title: str, rows: list[tuple[str, Any]]) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for k, v in rows:
+        table.add_row(k, str(v))
+    console().print(table)
+
+
+# ------------------------------------------------------------------ the group
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="asar", prog_name="asar-cli")
+def main() -> None:
+    """Self-supervised skeleton action representation learning with ASAR.
+
+    Stages, each caching its output in a workspace (--workdir) and skipped when
+    nothing it depends on changed:
+
+    \b
+      asar-cli ingest ntu --raw DIR       raw .skeleton files -> <dataset>/raw.zarr
+      asar-cli downsample                 raw store -> 50-frame store (frames50.zarr)
+      asar-cli pretrain                   ASAR pre-training of an ST-GCN encoder
+      asar-cli evaluate --weights CKPT    linear / k-NN / semi-supervised / fine-tune
+
+    Without a dataset name, a command acts on the workspace's only dataset and its
+    default benchmark (NTU-60 xview, NTU-120 xsub, PKU-MMD cs). `asar-cli demo`
+    runs everything on a synthetic dataset; `asar-cli status` shows what is done.
+    """
+
+
+# ------------------------------------------------------------------ synth
+
+
+@main.group()
+def synth() -> None:
+    """Write a synthetic dataset in the exact raw formats of NTU RGB+D or PKU-MMD."""
+
+
+@synth.command("ntu")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write.")
+@click.option("--samples", default=1200, show_default=True, type=click.IntRange(min=1))
+@click.option("--classes", default=10, show_default=True, type=click.IntRange(1, 120))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--dataset", type=click.Choice(["ntu60", "ntu120"]), default="ntu60",
+              show_default=True, help="Name ranges (setups, subjects, actions) to draw from.")
+@friendly_errors
+def synth_ntu(out: str, samples: int, classes: int, seed: int, dataset: str) -> None:
+    """NTU `SsssCcccPpppRrrrAaaa.skeleton` files of distinct articulated motions."""
+    from asar_data.synth import write_ntu_dataset
+
+    if dataset == "ntu60" and classes > 60:
+        raise UserError("ntu60 has 60 action classes; use --dataset ntu120 for more")
+    with progress().bar("synth ntu", total=samples, unit="files") as bar:
+        summary = write_ntu_dataset(out, samples=samples, classes=classes, seed=seed,
+                                    dataset=dataset, progress=lambda n: bar.update(completed=n))
+    print_table("synthetic NTU dataset", [("folder", out), *_summary_rows(summary)])
+
+
+@synth.command("pku")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write.")
+@click.option("--videos", default=12, show_default=True, type=click.IntRange(min=1),
+              help="Performances (each seen from the L, M and R views).")
+@click.option("--classes", default=51, show_default=True, type=click.IntRange(1, 51))
+@click.option("--seed", default=0, show_default=True, type=int)
+@friendly_errors
+def synth_pku(out: str, videos: int, classes: int, seed: int) -> None:
+    """PKU-MMD part I layout: long skeleton files, label files and the two split files."""
+    from asar_data.synth import write_pku_dataset
+
+    with progress().bar("synth pku", total=videos * 3, unit="files") as bar:
+        summary = write_pku_dataset(out, videos=videos, classes=classes, seed=seed,
+                                    progress=lambda n: bar.update(completed=n))
+    print_table("synthetic PKU-MMD dataset", [("folder", out), *_summary_rows(summary)])
+
+
+def _summary_rows(summary: Any) -> list[tuple[str, Any]]:
+    from dataclasses import asdict, is_dataclass
+
+    d = asdict(summary) if is_dataclass(summary) else dict(summary)
+    return [(k.replace("_", " "), v) for k, v in d.items()
+            if not isinstance(v, list | dict | tuple)]
+
+
+# ------------------------------------------------------------------ ingest
+
+
+@main.group()
+def ingest() -> None:
+    """Parse raw files into a raw zarr store (<workdir>/<dataset>/raw.zarr).
+
+    Parallel over shards of files, resumable after a kill, skipped when the raw
+    files and options are unchanged. Bad files never stop the stage: each is listed
+    with its line and reason in <workdir>/<dataset>/ingest-report.csv.
+    """
+
+
+def _ingest_summary(result: Any) -> None:
+    s = result.summary
+    if result.action == "skip":
+        console().print(f"[green]{result.dataset}[/]: up to date, nothing to do ({result.store})")
+        return
+    rows = [("dataset", result.dataset), ("store", result.store),
+            ("samples", s.get("samples")), ("frames", s.get("frames"))]
+    for key in ("files", "candidate_files", "missing_list_skipped", "ignored_files"):
+        if key in s:
+            rows.append((key.replace("_", " "), s[key]))
+    by_action = s.get("problems_by_action", {})
+    rows.append(("problems", ", ".join(f"{v} {k}" for k, v in sorted(by_action.items())) or "none"))
+    if s.get("bytes") and s.get("seconds"):
+        rows.append(("speed", f"{s['bytes'] / s['seconds'] / 1e6:.1f} MB/s"))
+    rows.append(("seconds", s.get("seconds")))
+    rows.append(("report", result.report))
+    print_table(f"ingest {result.dataset}", rows)
+    bad = [p for p in result.problems if p.action != "ignored"][:10]
+    for p in bad:
+        where = f" line {p.line}" if p.line else ""
+        console().print(f"  [yellow]{p.file}{where}[/]: {p.reason} -> {p.action}")
+
+
+@ingest.command("ntu")
+@click.option("--raw", "raw", required=True, help="Folder of NTU .skeleton files (searched recursively).")
+@click.option("--dataset", type=click.Choice(["ntu60", "ntu120"]), default=None,
+              help="Which dataset [default: detected from the file names].")
+@click.option("--keep-missing", is_flag=True,
+              help="Keep the samples on the official missing-skeleton list (skipped by default).")
+@click.option("--max-bodies", default=4, show_default=True, type=click.IntRange(2, 8),
+              help="Bodies kept per frame, in file order (the models use the first two).")
+@click.option("--shard-files", default=256, show_default=True, type=click.IntRange(min=1),
+              help="Files per shard (the unit of parallel work and of resume).")
+@workdir_option
+@cluster_options
+@friendly_errors
+def ingest_ntu_cmd(raw, dataset, keep_missing, max_bodies, shard_files, workdir, force, workers,
+                   scheduler):
+    """NTU RGB+D 60 / 120 `.skeleton` files -> ntu60 or ntu120 raw store."""
+    from pipelines.ingest import ingest_ntu
+
+    result = ingest_ntu(workspace(workdir), raw, dataset=dataset, bodies=max_bodies,
+                        skip_missing=not keep_missing, workers=workers, scheduler=scheduler,
+                        force=force, progress=progress(), shard_files=shard_files)
+    _ingest_summary(result)
+
+
+@ingest.command("pku")
+@click.option("--part", type=click.Choice(["1", "2"]), required=True, help="PKU-MMD part.")
+@click.option("--raw", "raw", default=None,
+              help="Folder in the official layout (skeleton folder, label folder, split files).")
+@click.option("--skeletons", default=None, help="Skeleton folder (e.g. PKU_Skeleton_Renew/).")
+@click.option("--labels", default=None, help="Label folder (e.g. Train_Label_PKU_final/).")
+@click.option("--split-cs", default=None, help="Cross-subject split file.")
+@click.option("--split-cv", default=None, help="Cross-view split file.")
+@workdir_option
+@cluster_options
+@friendly_errors
+def ingest_pku_cmd(part, raw, skeletons, labels, split_cs, split_cv, workdir, force, workers,
+                   scheduler):
+    """PKU-MMD part I / II -> pku1 or pku2 raw store, one sample per labelled segment."""
+    from pipelines.ingest import ingest_pku
+
+    splits = {k: v for k, v in (("cs", split_cs), ("cv", split_cv)) if v}
+    result = ingest_pku(workspace(workdir), raw, part=int(part), skeletons=skeletons,
+                        labels=labels, split_files=splits, workers=workers, scheduler=scheduler,
+                        force=force, progress=progress())
+    _ingest_summary(result)
+
+
+@ingest.command("reference")
+@click.option("--data", required=True, help="(N, 3, T, 25, M) float32 .npy, e.g. train_data.npy.")
+@click.option("--labels", required=True, help="Its (names, labels) pickle, e.g. train_label.pkl.")
+@click.option("--name", required=True, help="Dataset name in the workspace.")
+@click.option("--val-data", default=None, help="Test-side .npy (e.g. val_data.npy).")
+@click.option("--val-labels", default=None, help="Test-side label pickle.")
+@click.option("--classes", default=None, type=int, help="Number of classes [default: max label + 1].")
+@workdir_option
+@cluster_options
+@friendly_errors
+def ingest_reference_cmd(data, labels, name, val_data, val_labels, classes, workdir, force,
+                         workers, scheduler):
+    """A reference tools' preprocessed folder -> raw store NAME (benchmark `default`)."""
+    from pipelines.ingest import ingest_reference
+
+    result = ingest_reference(workspace(workdir), name, data, labels, val_data=val_data,
+                              val_labels=val_labels, classes=classes, workers=workers,
+                              scheduler=scheduler, force=force, progress=progress())
+    _ingest_summary(result)
+
+
+# ------------------------------------------------------------------ downsample
+
+
+@main.command()
+@click.argument("dataset", required=False)
+@click.option("--frames", default=50, show_default=True, type=click.IntRange(min=1),
+              help="Frames per sample after resizing.")
+@click.option("--bodies", type=click.Choice(["first-two", "denoise"]), default="first-two",
+              show_default=True,
+              help="first-two: the first two bodies of each frame (reference); denoise: track "
+                   "bodies by ID and keep the two real actors (CTR-GCN style).")
+@click.option("--chunk", default=256, show_default=True, type=click.IntRange(min=1),
+              help="Samples per zarr chunk (and per task).")
+@workdir_option
+@cluster_options
+@friendly_errors
+def downsample(dataset, frames, bodies, chunk, workdir, force, workers, scheduler):
+    """Raw store -> the 50-frame training store, with every benchmark's split indices.
+
+    The reference transform (pad to 300, centre on the spine, resize the valid
+    frames to 50, rotate the shoulders onto x), vectorised over chunks of samples.
+    """
+    from pipelines.downsample import downsample as run
+
+    ws = workspace(workdir)
+    dataset = choose_dataset(ws, dataset)
+    result = run(ws, dataset, frames=frames, bodies=bodies, chunk=chunk, workers=workers,
+                 scheduler=scheduler, force=force, progress=progress())
+    s = result.summary
+    if result.action == "skip":
+        console().print(f"[green]{dataset}[/]: up to date, nothing to do ({result.store})")
+        return
+    rows = [("dataset", dataset), ("store", result.store), ("samples", s["samples"]),
+            ("frames", s["frames"]), ("samples with no body", s["empty_samples"])]
+    rows += [(f"split {b}", f"{tr} train / {te} test") for b, (tr, te) in s["splits"].items()]
+    rows.append(("seconds", s["seconds"]))
+    print_table(f"downsample {dataset}", rows)
+
+
+# ------------------------------------------------------------------ export
+
+
+@main.group()
+def export() -> None:
+    """Write stores in other tools' layouts."""
+
+
+@export.command("reference")
+@click.argument("dataset")
+@click.option("--benchmark", required=True,
+              type=click.Choice(["xsub", "xview", "xset", "cs", "cv", "default"]))
+@click.option("--stage", default="raw", show_default=True,
+              help="raw (300-frame train_data.npy) or frames50 (train_position.npy).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write.")
+@workdir_option
+@friendly_errors
+def export_reference_cmd(dataset, benchmark, stage, out, workdir):
+    """The reference tools' folder layout: .npy arrays and (names, labels) pickles."""
+    from pipelines.export import export_reference
+
+    counts = export_reference(workspace(workdir), dataset, benchmark, stage, out,
+                              progress=progress())
+    print_table(f"export {dataset} {benchmark} ({stage})",
+                [("folder", out), ("train", counts["train"]), ("val", counts["val"])])
+
+
+# ------------------------------------------------------------------ status
+
+
+@main.command()
+@workdir_option
+@friendly_errors
+def status(workdir):
+    """Every stage output of the workspace: complete, partial, stale (why) or missing."""
+    from rich.table import Table
+
+    from pipelines.status import human_size, human_time, workspace_status
+
+    ws = workspace(workdir)
+    rows = workspace_status(ws)
+    if not rows:
+        console().print(f"workspace {ws.root} is empty: start with `asar-cli ingest ...` "
+                        "or `asar-cli demo`")
+        return
+    colours = {"complete": "green", "partial": "yellow", "stale": "magenta", "missing": "red"}
+    table = Table(title=f"workspace {ws.root}", title_justify="left")
+    for col in ("dataset", "stage", "output", "state", "detail", "size", "updated"):
+        table.add_column(col)
+    for r in rows:
+        out = os.path.relpath(r.output, ws.root) if "://" not in r.output else r.output
+        table.add_row(r.dataset, r.stage, out, f"[{colours[r.state]}]{r.state}[/]", r.detail,
+                      human_size(r.size), human_time(r.updated))
+    console(stderr=False).print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,285 @@
+"""The pretrain stage: ASAR pre-training of an ST-GCN encoder on one benchmark's training split.
+
+A run lives in `<workdir>/<dataset>/runs/<run>/`: the resolved `config.yaml`,
+`checkpoint.pt` (rewritten atomically after every epoch), `metrics.jsonl` (one line
+per epoch) and `manifest.json` (an epoch is a shard). The same command started
+again resumes after the last finished epoch; every random choice of an epoch
+(batch order, augmentation, BN shuffle, k-means seeds, dropout) is drawn from
+generators seeded by (seed, epoch), so a resumed run repeats an uninterrupted one.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipelines import storage
+from pipelines.config import ConfigError, dump, get_key
+from pipelines.progress import Progress
+from pipelines.stage import Input, ShardLog, plan
+from pipelines.stages import PRETRAIN
+from pipelines.workspace import Workspace, WorkspaceError
+
+CHECKPOINT_FORMAT = "asar-pretrain/1"
+# keys that change how fast a run goes, not what it computes: left out of the fingerprint
+RUNTIME_KEYS = ("device", "compile", "memory_budget_gb", "log_every", "tensorboard")
+
+
+class NonFiniteLoss(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class PretrainResult:
+    dataset: str
+    benchmark: str
+    run_dir: str
+    action: str
+    reason: str
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def epoch_seed(seed: int, epoch: int, purpose: str) -> int:
+    """A 62-bit seed for one purpose in one epoch (independent streams, reproducible)."""
+    h = hashlib.sha256(f"{seed}/{epoch}/{purpose}".encode()).digest()
+    return int.from_bytes(h[:8], "little") >> 2
+
+
+def learning_rate(cfg: dict[str, Any], epoch: int) -> float:
+    """The reference schedule: base_lr x 0.1 for each step epoch reached (epochs 0-based)."""
+    drops = sum(1 for s in cfg.get("step") or [] if epoch >= s)
+    return float(cfg["base_lr"]) * (0.1 ** drops)
+
+
+def fingerprint_params(cfg: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in cfg.items() if k not in RUNTIME_KEYS}
+
+
+def pick_device(name: str | None):
+    import torch
+
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device cuda was asked for, but no CUDA device is available")
+    return dev
+
+
+def save_checkpoint(location: str, state: dict[str, Any]) -> None:
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    storage.write_bytes(location, buf.getvalue())
+
+
+def load_checkpoint(location: str) -> dict[str, Any]:
+    import torch
+
+    return torch.load(io.BytesIO(storage.read_bytes(location)), map_location="cpu",
+                      weights_only=True)
+
+
+def build_learner(cfg: dict[str, Any]):
+    from asar_model.learner import ASAR
+
+    args = dict(cfg.get("model_args") or {})
+    args.pop("base_encoder", None)
+    return ASAR(**args)
+
+
+def _check_run_dir(run, run_dir: str, force: bool) -> None:
+    """Refuse to overwrite a run made with other settings unless --force."""
+    if run.action != "start" or force or run.reason in ("no previous output", "output missing"):
+        return
+    old = run.manifest
+    done = len(old.shards_done) if old else 0
+    raise WorkspaceError(
+        f"run {run_dir} was made with other settings ({run.reason}; {done} epochs done): "
+        "name a new run with --run NAME, or overwrite it with --force"
+    )
+
+
+def pretrain(
+    ws: Workspace,
+    cfg: dict[str, Any],
+    run_name: str,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> PretrainResult:
+    """Run (or resume, or skip) a pre-training run described by a resolved config."""
+    import numpy as np
+    import torch
+
+    from asar_data.augment import normal_augment
+    from asar_data.frames_store import FramesStore
+    from asar_data.loader import make_source
+    from asar_data.streams import to_stream
+
+    progress = progress or Progress()
+    dataset, benchmark = cfg["dataset"], cfg["benchmark"]
+    frames = int(cfg.get("frames", 50))
+    store_out = ws.frames(dataset, frames)
+    store_manifest = ws.complete_manifest(
+        store_out, f"{frames}-frame store of {dataset}",
+        f"asar-cli downsample {dataset}" + ("" if frames == 50 else f" --frames {frames}"),
+    )
+    run_dir = ws.run_dir(dataset, run_name)
+    manifest_path = storage.join(run_dir, "manifest.json")
+    ckpt_path = storage.join(run_dir, "checkpoint.pt")
+    epochs = int(cfg["num_epoch"])
+    inputs = {"frames": Input(store_out.store, store_manifest.fingerprint, "store")}
+    run = plan(PRETRAIN, manifest_path, run_dir, fingerprint_params(cfg), inputs, force=force)
+    _check_run_dir(run, run_dir, force)
+    if run.action == "skip":
+        progress.note(f"pretrain: run {run_dir} is complete ({epochs} epochs) - skipped")
+        return PretrainResult(dataset, benchmark, run_dir, "skip", run.reason,
+                              run.manifest.summary)
+    if run.action == "start":
+        storage.remove(run_dir)
+    storage.makedirs(run_dir)
+    storage.write_text(storage.join(run_dir, "config.yaml"), dump(cfg))
+    log = ShardLog(run, epochs)
+
+    seed = int(cfg.get("seed", 0))
+    if cfg.get("deterministic"):
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    device = pick_device(cfg.get("device"))
+    torch.manual_seed(seed)
+    model = build_learner(cfg).to(device)
+    optimizer = torch.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad], lr=float(cfg["base_lr"]),
+        momentum=float(cfg.get("momentum", 0.9)), weight_decay=float(cfg["weight_decay"]),
+        nesterov=bool(cfg.get("nesterov", False)),
+    )
+    start_epoch = 0
+    history: list[dict[str, Any]] = []
+    if run.action == "resume" and storage.exists(ckpt_path):
+        state = load_checkpoint(ckpt_path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"]["torch"])
+        start_epoch = int(state["epoch"])
+        history = [json.loads(line) for line in _read_metrics(run_dir)][:start_epoch]
+        progress.note(f"pretrain: resuming {run_dir} after epoch {start_epoch}")
+    # epochs the manifest lists beyond the checkpoint (a kill between the two writes) are redone
+    log.manifest.shards_done = [e for e in log.manifest.shards_done if e < start_epoch]
+    log.flush()
+
+    store = FramesStore(store_out.store)
+    train_idx = store.split(benchmark, "train")
+    if len(train_idx) < int(cfg["batch_size"]):
+        raise ConfigError(f"{dataset} {benchmark} has {len(train_idx)} training samples, fewer "
+                          f"than one batch ({cfg['batch_size']}): lower batch_size")
+    budget = int(float(cfg.get("memory_budget_gb", 4)) * 2**30)
+    source = make_source(store, train_idx, device, budget)
+    feeder = cfg.get("train_feeder_args") or {}
+    shear_amp = float(feeder.get("shear_amplitude", 0.5))
+    pad_ratio = int(feeder.get("temperal_padding_ratio", 6))
+    stream = cfg.get("stream", "joint")
+    batch = int(cfg["batch_size"])
+    steps = len(source) // batch
+    amp = cfg.get("amp") in ("bf16", True) and device.type == "cuda"
+    step_fn = model
+    if cfg.get("compile") and device.type == "cuda":
+        step_fn = torch.compile(model)
+    tb = _tensorboard(run_dir) if cfg.get("tensorboard", True) else None
+    progress.note(
+        f"pretrain {dataset} {benchmark}: {len(train_idx)} samples, {steps} steps/epoch, "
+        f"{epochs} epochs on {device}, data {type(source).__name__}"
+    )
+    t_run = time.perf_counter()
+    for epoch in range(start_epoch, epochs):
+        lr = learning_rate(cfg, epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        gen = torch.Generator(device=device).manual_seed(epoch_seed(seed, epoch, "data"))
+        torch.manual_seed(epoch_seed(seed, epoch, "dropout"))
+        model.train()
+        loss_sum = torch.zeros((), device=device)
+        c_sum = torch.zeros((), device=device)
+        t0 = time.perf_counter()
+        with progress.bar(f"epoch {epoch + 1}/{epochs}", total=steps, unit="steps") as bar:
+            for i, (x, _) in enumerate(source.batches(batch, gen)):
+                v1 = to_stream(normal_augment(x, gen, shear_amp, pad_ratio), stream)
+                v2 = to_stream(normal_augment(x, gen, shear_amp, pad_ratio), stream)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                    loss, stats = step_fn(v1, v2, epoch=epoch, generator=gen)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                loss_sum += stats["loss"].float()
+                c_sum += stats["relabel_c"].float()
+                if (i + 1) % int(cfg.get("log_every", 10)) == 0 or i + 1 == steps:
+                    mean = (loss_sum / (i + 1)).item()
+                    if not math.isfinite(mean):
+                        raise NonFiniteLoss(
+                            f"loss became {mean} in epoch {epoch + 1}, step {i + 1}: stopped; "
+                            f"the last good checkpoint (after epoch {epoch}) is kept in {ckpt_path}"
+                        )
+                    rate = (i + 1) * batch / (time.perf_counter() - t0)
+                    bar.update(completed=i + 1, loss=f"{mean:.4f}", lr=f"{lr:g}",
+                               samples_s=f"{rate:.0f}")
+        seconds = time.perf_counter() - t0
+        mean_loss = (loss_sum / max(steps, 1)).item()
+        if not math.isfinite(mean_loss):
+            raise NonFiniteLoss(f"loss became {mean_loss} in epoch {epoch + 1}: stopped; the "
+                                f"last good checkpoint (after epoch {epoch}) is kept in {ckpt_path}")
+        record = {"epoch": epoch + 1, "loss": mean_loss, "lr": lr,
+                  "relabel_c": (c_sum / max(steps, 1)).item(),
+                  "active_sampling": epoch >= int(get_key(cfg, "model_args.active_epoch", 150)),
+                  "seconds": round(seconds, 3), "samples_per_s": round(steps * batch / seconds, 1)}
+        history.append(record)
+        rng = {"torch": torch.get_rng_state()}
+        save_checkpoint(ckpt_path, {
+            "format": CHECKPOINT_FORMAT, "epoch": epoch + 1, "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(), "rng": rng, "config": cfg,
+            "dataset": dataset, "benchmark": benchmark,
+        })
+        interval = int(cfg.get("save_interval") or 0)
+        if interval and (epoch + 1) % interval == 0 and epoch + 1 < epochs:
+            storage.write_bytes(storage.join(run_dir, f"epoch{epoch + 1:03d}.pt"),
+                                storage.read_bytes(ckpt_path))
+        storage.write_text(storage.join(run_dir, "metrics.jsonl"),
+                           "".join(json.dumps(r) + "\n" for r in history))
+        if tb is not None:
+            for k in ("loss", "lr", "relabel_c", "samples_per_s"):
+                tb.add_scalar(f"pretrain/{k}", record[k], epoch + 1)
+        log.done([epoch])
+        log.flush()
+    if tb is not None:
+        tb.close()
+    summary = {
+        "epochs": epochs,
+        "final_loss": history[-1]["loss"] if history else None,
+        "seconds": round(time.perf_counter() - t_run, 3),
+        "samples_per_s": float(np.mean([r["samples_per_s"] for r in history])) if history
+        else None,
+        "checkpoint": ckpt_path,
+    }
+    log.finish(summary)
+    return PretrainResult(dataset, benchmark, run_dir, run.action, run.reason, summary)
+
+
+def _read_metrics(run_dir: str) -> list[str]:
+    loc = storage.join(run_dir, "metrics.jsonl")
+    if not storage.exists(loc):
+        return []
+    return [line for line in storage.read_text(loc).splitlines() if line.strip()]
+
+
+def _tensorboard(run_dir: str):
+    """A SummaryWriter when tensorboard is installed (and the run dir is local), else None."""
+    if storage.is_url(run_dir):
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(log_dir=storage.join(run_dir, "tensorboard"))

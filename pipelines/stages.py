@@ -1,0 +1,14 @@
+"""The stages of the pipeline and their revisions (bump a revision when its output changes).
+
+Kept free of heavy imports so that `asar-cli status` can check code versions fast.
+"""
+from __future__ import annotations
+
+from pipelines.stage import Stage
+
+INGEST = Stage("ingest", version=1)
+DOWNSAMPLE = Stage("downsample", version=1)
+PRETRAIN = Stage("pretrain", version=1)
+EVALUATE = Stage("evaluate", version=1)
+
+ALL = {s.name: s for s in (INGEST, DOWNSAMPLE, PRETRAIN, EVALUATE)}
