@@ -55,11 +55,12 @@ def friendly_errors(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from pipelines.errors import NonFiniteLoss
         from pipelines.workspace import WorkspaceError
 
         try:
             return fn(*args, **kwargs)
-        except (WorkspaceError, ValueError, FileNotFoundError, KeyError) as e:
+        except (WorkspaceError, ValueError, FileNotFoundError, KeyError, NonFiniteLoss) as e:
             msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
             raise UserError(str(msg)) from e
 
@@ -326,6 +327,125 @@ def downsample(dataset, frames, bodies, chunk, workdir, force, workers, schedule
     rows += [(f"split {b}", f"{tr} train / {te} test") for b, (tr, te) in s["splits"].items()]
     rows.append(("seconds", s["seconds"]))
     print_table(f"downsample {dataset}", rows)
+
+
+# ------------------------------------------------------------------ pretrain
+
+
+def dataset_defaults(ws: Any, dataset: str) -> dict[str, Any]:
+    """A dataset's benchmarks and default benchmark, from its ingest manifest."""
+    from pipelines.workspace import WorkspaceError
+
+    m = ws.raw(dataset).load_manifest()
+    if m is None:
+        raise WorkspaceError(
+            f"no dataset {dataset!r} in workspace {ws.root}: run `asar-cli ingest ...` first"
+        )
+    return {"benchmarks": m.summary.get("benchmarks") or [],
+            "default_benchmark": m.summary.get("default_benchmark"),
+            "classes": m.summary.get("classes")}
+
+
+def resolve_config(kind: str, ws: Any, preset: str | None, config: str | None,
+                   dataset: str | None, benchmark: str | None, overrides: tuple[str, ...],
+                   seed: int | None = None, deterministic: bool = False) -> dict[str, Any]:
+    """The configuration a command runs with: preset or file, workspace defaults, overrides.
+
+    Dataset: --dataset, else the preset's when the workspace has it, else the workspace's
+    only dataset. Benchmark: --benchmark, else the preset's when the dataset has it, else
+    the dataset's default. Preset: --preset / --config, else `<dataset>-<benchmark>`.
+    """
+    from pipelines.config import ConfigError, apply_overrides, load_preset, load_yaml, preset_names
+
+    base: dict[str, Any] | None = None
+    if preset and config:
+        raise ConfigError("give --preset or --config, not both")
+    if config:
+        base = load_yaml(config)
+    elif preset:
+        base = load_preset(kind, preset)
+    if dataset is None and base is not None and base.get("dataset") in ws.datasets():
+        dataset = base["dataset"]
+    dataset = choose_dataset(ws, dataset)
+    info = dataset_defaults(ws, dataset)
+    if benchmark is None:
+        wanted = base.get("benchmark") if base is not None else None
+        benchmark = wanted if wanted in info["benchmarks"] else info["default_benchmark"]
+    if benchmark not in info["benchmarks"]:
+        raise ConfigError(f"{dataset} has no benchmark {benchmark!r} "
+                          f"(it has: {', '.join(info['benchmarks'])})")
+    if base is None:
+        name = f"{dataset}-{benchmark}"
+        if name not in preset_names(kind):
+            raise ConfigError(f"no {kind} preset for {dataset} {benchmark}: name one with "
+                              f"--preset ({', '.join(preset_names(kind))}) or give --config FILE")
+        base = load_preset(kind, name)
+    cfg = apply_overrides(base, list(overrides))
+    cfg["dataset"], cfg["benchmark"] = dataset, benchmark
+    if seed is not None:
+        cfg["seed"] = seed
+    cfg.setdefault("seed", 0)
+    if deterministic:
+        cfg["deterministic"] = True
+    return cfg
+
+
+def config_options(fn: Callable) -> Callable:
+    for opt in reversed([
+        click.option("--preset", default=None,
+                     help="A reference preset: ntu60-xsub, ntu60-xview, ntu120-xsub, ntu120-xset, "
+                          "pku1-cs, pku2-cs [default: <dataset>-<benchmark>]."),
+        click.option("--config", "config_file", default=None, type=click.Path(dir_okay=False),
+                     help="A YAML file with the preset keys, instead of --preset."),
+        click.option("--dataset", default=None,
+                     help="Dataset of the workspace [default: the preset's, or the only one]."),
+        click.option("--benchmark", default=None,
+                     help="xsub, xview, xset, cs, cv, default [default: the dataset's default]."),
+        click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                     help="Override a config key (dotted for nested keys, value read as YAML), "
+                          "e.g. --set num_epoch=100 --set model_args.queue_size=16384. Repeatable."),
+        click.option("--seed", type=int, default=None, help="Random seed [default: 0]."),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
+@main.command()
+@config_options
+@click.option("--deterministic", is_flag=True,
+              help="Deterministic algorithms (CPU runs then repeat exactly, resumed or not).")
+@click.option("--run", "run_name", default=None,
+              help="Run name: <workdir>/<dataset>/runs/<run> [default: <benchmark>-<stream>].")
+@click.option("--device", default=None, help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
+@workdir_option
+@click.option("--force", is_flag=True, help="Start the run afresh even if it exists.")
+@friendly_errors
+def pretrain(preset, config_file, dataset, benchmark, overrides, seed, deterministic, run_name,
+             device, workdir, force):
+    """ASAR pre-training of the ST-GCN encoder on a benchmark's training split.
+
+    Checkpoints after every epoch; the same command after a crash or kill resumes
+    from the last one. Writes config.yaml, checkpoint.pt, metrics.jsonl to the run
+    folder; evaluate it with `asar-cli evaluate --run RUN` (or --weights FILE).
+    """
+    from pipelines.pretrain import pretrain as run
+
+    ws = workspace(workdir)
+    cfg = resolve_config("pretrain", ws, preset, config_file, dataset, benchmark, overrides,
+                         seed, deterministic)
+    if device:
+        cfg["device"] = device
+    name = run_name or f"{cfg['benchmark']}-{cfg.get('stream', 'joint')}"
+    result = run(ws, cfg, name, force=force, progress=progress())
+    s = result.summary
+    if result.action == "skip":
+        console().print(f"[green]run {result.run_dir}[/] is complete - nothing to do")
+    rows = [("dataset", result.dataset), ("benchmark", result.benchmark),
+            ("run", result.run_dir), ("epochs", s.get("epochs")),
+            ("final loss", f"{s['final_loss']:.4f}" if s.get("final_loss") is not None else "-"),
+            ("samples/s", f"{s['samples_per_s']:.1f}" if s.get("samples_per_s") else "-"),
+            ("checkpoint", s.get("checkpoint"))]
+    print_table("pretrain", rows)
 
 
 # ------------------------------------------------------------------ export

@@ -10,7 +10,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from asar_model.graph import PARENTS
+from asar_data.skeleton import PARENTS
 
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
 STREAMS = ("joint", "motion", "bone")
@@ -29,7 +29,7 @@ def motion(x: Array) -> Array:
 
 
 def bone(x: Array) -> Array:
-    """Each joint minus its parent (pairs in ``asar_model.graph.BONES``); joint 21 gives 0."""
+    """Each joint minus its parent (pairs in ``asar_data.skeleton.BONES``); joint 21 gives 0."""
     return x - x[..., list(PARENTS), :]
 
 

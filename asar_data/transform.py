@@ -45,7 +45,7 @@ BODIES = 2
 SPINE = 20  # joint 21
 LEFT_SHOULDER = 4  # joint 5
 RIGHT_SHOULDER = 8  # joint 9
-CHUNK = 32  # tracks per step: the step's working arrays (~1 MB) stay in cache
+CHUNK = 64  # samples per step
 
 LongCrop = Literal["first", "centre"]
 
@@ -97,71 +97,96 @@ def resize_indices(
     return lo, np.minimum(lo + 1, length - 1), src - lo
 
 
-def body_present(xyz: np.ndarray, slot: int) -> np.ndarray:
-    """(F,) bool: frames whose body `slot` has a non-zero coordinate.
+def bodies_present(xyz: np.ndarray) -> np.ndarray:
+    """(F, B) bool: frames and body slots with a non-zero coordinate.
 
-    xyz: (F, B, 3, 25). One pass (a sum of squares per frame); only a body whose every
-    coordinate is below 1e-19 m reads as absent, which changes its output by less.
+    xyz: (F, B, 3, 25) float32. One sequential pass (a sum of squares per body), which
+    also brings the block into cache for the gathers that follow. Only a body whose
+    every coordinate is below 1e-19 m reads as absent, which changes its output by
+    less. NaN counts as present.
     """
-    flat = xyz[:, slot].reshape(len(xyz), -1)
-    return np.einsum("ij,ij->i", flat, flat) != 0  # NaN counts as present
+    rows = xyz.reshape(-1, 3 * JOINTS)
+    return (np.einsum("ij,ij->i", rows, rows) != 0).reshape(xyz.shape[:2])
 
 
-def second_body_seen(present: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """(n,) bool: samples with body 2 in one of their source frames.
+def shoulder_vectors(ab: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """x and z of each output frame's shoulder vector, as the reference computes them.
 
-    present: (F,) bool per row (`body_present`); lo, hi: (n, T) source rows.
-    """
-    return (present[lo] | present[hi]).any(axis=1)
-
-
-def shoulder_angles(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Per-frame angle about y of each track's shoulders, with the reference's sign rule.
-
-    a, b: (K, T, 3, 25) float32 source frames lo, hi of K tracks (planes x, y, z);
-    w: (K, T) float64 weights -> theta (K, T) float64 radians. v = joint 9 - joint 5
-    (indices 8, 4) of the centred, resized frame with v.y = 0; theta = arccos(v.x /
-    (|v| + 1e-4)), negated in every frame when the sum of v.z over the T frames is
-    >= 0. Float64, in the reference's operation order, from the three joints needed:
-    bit-exact.
+    ab: (K, T, 2, 3, 25) float32 source frames lo and hi of K tracks (planes x, y, z);
+    w: (K, T) float64 weights -> vx, vz (K, T) float64: joint 9 - joint 5 (indices 8,
+    4) of the centred, resized frame. Float64 in the reference's operation order, from
+    the three joints needed: bit-exact.
     """
     k, t = w.shape
     cols = np.array([LEFT_SHOULDER, RIGHT_SHOULDER, SPINE])
     cols = np.concatenate([cols, 2 * JOINTS + cols])  # x then z planes
-    ends = []
-    for frames in (a, b):
-        j = frames.reshape(k * t, -1)[:, cols].astype(np.float64)  # (K T, 6)
-        ends.append(j[:, [0, 1, 3, 4]] - j[:, [2, 2, 5, 5]])  # centred x4 x8 z4 z8
-    w = w.reshape(-1, 1)
-    r = (1.0 - w) * ends[0] + w * ends[1]
-    vx = (r[:, 1] - r[:, 0]).reshape(k, t)
-    vz = (r[:, 3] - r[:, 2]).reshape(k, t)
-    theta = np.arccos(vx / (np.sqrt(vx * vx + vz * vz) + 0.0001))
+    first = 3 * JOINTS * np.arange(k * t * 2).reshape(k, t, 2).transpose(2, 0, 1)
+    j = np.take(ab, first + cols[:, None, None, None]).astype(np.float64)  # (6, 2, K, T)
+    ends = j[[0, 1, 3, 4]] - j[[2, 2, 5, 5]]  # centred x4 x8 z4 z8 of lo and hi
+    r = (1.0 - w) * ends[:, 0] + w * ends[:, 1]
+    return r[1] - r[0], r[3] - r[2]
+
+
+def turned(vx: np.ndarray, vz: np.ndarray) -> np.ndarray:
+    """(K, T) bool: tracks whose angles the reference negates (summed v.z >= 0)."""
     # a sum along the contiguous frame axis rounds like the reference's 1-d sum
-    flip = vz.sum(axis=-1, keepdims=True) >= 0
-    np.negative(theta, out=theta, where=flip)
-    return theta
+    return np.broadcast_to(vz.sum(axis=-1, keepdims=True) >= 0, vz.shape)
 
 
-def blend_rotate_centre(
-    a: torch.Tensor, b: torch.Tensor, w: torch.Tensor, cos: torch.Tensor,
-    sin: torch.Tensor, out: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-) -> None:
-    """The output frames of a few tracks, written into out (x, y, z planes).
+def shoulder_angles(vx: np.ndarray, vz: np.ndarray) -> np.ndarray:
+    """The reference's rotation angle about y: theta (K, T) float64 radians.
 
-    a, b: (K, T, 3, 25) float32 source frames (metres); w, cos, sin: (K, T, 1) float32
-    blend weight and rotation of each frame; out: three (K, T, 25) float32 views (may
-    be strided). Blend p = a + w (b - a); rotate about y, (x, z) -> (x cos - z sin,
-    x sin + z cos); subtract the rotated joint 21 (index 20).
+    vx, vz: (K, T) shoulder vectors (`shoulder_vectors`); theta = arccos(v.x / (|v| +
+    1e-4)), negated in every frame of a track whose summed v.z is >= 0.
     """
-    p = torch.lerp(a, b, w.unsqueeze(-1))
+    theta = np.arccos(vx / (np.sqrt(vx * vx + vz * vz) + 0.0001))
+    return np.negative(theta, out=theta, where=turned(vx, vz))
+
+
+def rotation(vx: np.ndarray, vz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """cos and sin of `shoulder_angles`, (K, T) float64, without the trigonometry.
+
+    cos(arccos u) = u and sin(arccos u) = sqrt((1 - u)(1 + u)) >= 0, sign flipped with
+    theta; equal to the reference's cos and sin to ~1e-16.
+    """
+    cos = vx / (np.sqrt(vx * vx + vz * vz) + 0.0001)
+    sin = np.sqrt((1.0 - cos) * (1.0 + cos))
+    return cos, np.negative(sin, out=sin, where=turned(vx, vz))
+
+
+def blend_centre_rotate(
+    a: torch.Tensor, b: torch.Tensor, w: torch.Tensor, cos: torch.Tensor,
+    sin: torch.Tensor, p: torch.Tensor, rx: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The output frames of a few tracks: x, y, z planes, each (K, T, 25) float32.
+
+    a, b: (K, T, 3, 25) float32 source frames lo and hi (metres, may be strided);
+    w, cos, sin: (K, T, 1) float32 blend weight and rotation of each frame; p:
+    (K, T, 3, 25) and rx: (K, T, 25) float32 buffers (the result lives in them).
+    Blend p = a + w (b - a); subtract joint 21 (index 20); rotate about y,
+    (x, z) -> (x cos - z sin, x sin + z cos).
+    """
+    torch.lerp(a, b, w.unsqueeze(-1), out=p)
+    p.sub_(p[..., SPINE:SPINE + 1].clone())
     x, y, z = p.unbind(2)
-    rx = torch.mul(x, cos)
-    rx.addcmul_(z, sin, value=-1.0)
-    rz = torch.mul(z, cos)
-    rz.addcmul_(x, sin)
-    for plane, dest in zip((rx, y, rz), out, strict=True):
-        torch.sub(plane, plane[..., SPINE:SPINE + 1], out=dest)
+    torch.mul(x, cos, out=rx).addcmul_(z, sin, value=-1.0)
+    z.mul_(cos).addcmul_(x, sin)
+    return rx, y, z
+
+
+def track_frames(ab: np.ndarray, w: np.ndarray, p: torch.Tensor, rx: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Output planes x, y, z (K, T, 25) float32 of K tracks from their source frames.
+
+    ab: (K, T, 2, 3, 25) float32 frames lo and hi; w: (K, T) float64 weights; p, rx:
+    buffers as in `blend_centre_rotate`.
+    """
+    cos, sin = rotation(*shoulder_vectors(ab, w))
+    frames = torch.from_numpy(ab)
+    return blend_centre_rotate(
+        frames[:, :, 0], frames[:, :, 1],
+        *(torch.from_numpy(v[..., None].astype(np.float32)) for v in (w, cos, sin)),
+        p[:len(ab)], rx[:len(ab)])
 
 
 @contextmanager
@@ -207,34 +232,41 @@ def to_frames(
     n = len(offsets) - 1
     start, count = crop_windows(offsets, max_frames, long_crop)
     length = valid_length(xyz, start, count)
-    data = np.zeros((n, 3, out_frames, JOINTS, BODIES), dtype=np.float32)
+    data = np.empty((n, 3, out_frames, JOINTS, BODIES), dtype=np.float32)
     used = np.flatnonzero(length > 0)
+    data[length == 0] = 0.0
     if len(used) == 0:
         return data, length.astype(np.int32)
     lo, hi, w = resize_indices(length[used], out_frames)
     lo += start[used, None]
     hi += start[used, None]
-    two = second_body_seen(body_present(xyz, 1), lo, hi)
-    rows = torch.from_numpy(xyz.reshape(-1, 3, JOINTS))  # row f * B + slot
-    out = torch.from_numpy(data)
-    slots = xyz.shape[1]
+    second = bodies_present(xyz[:, :BODIES])[:, 1]
+    two = (second[lo] | second[hi]).any(axis=1)  # samples whose body 2 is used
+    rows = [torch.from_numpy(xyz[:, b]).view(len(xyz), -1) for b in range(BODIES)]
+    frames = torch.from_numpy(np.stack([lo, hi], axis=-1))  # (n, T, 2) rows, file order
+    m = min(chunk, len(used))
+    buffer = torch.empty(m * out_frames * 2 * 3 * JOINTS)
+    p = torch.empty((m, out_frames, 3, JOINTS))
+    rx = torch.empty((m, out_frames, JOINTS))
+    pairs = data.view(np.uint64)[..., 0]  # (n, 3, T, 25): body 1 in the low half, body 2 high
     with one_thread():
-        for slot, picked in ((0, np.arange(len(used))), (1, np.flatnonzero(two))):
+        for body, picked in enumerate((np.arange(len(used)), np.flatnonzero(two))):
             for c0 in range(0, len(picked), chunk):
                 k = picked[c0:c0 + chunk]
-                shape = (len(k), out_frames, 3, JOINTS)
-                a = rows[torch.from_numpy((lo[k] * slots + slot).ravel())].view(shape)
-                b = rows[torch.from_numpy((hi[k] * slots + slot).ravel())].view(shape)
-                theta = shoulder_angles(a.numpy(), b.numpy(), w[k])[..., None]
-                wk = torch.from_numpy(w[k][..., None].astype(np.float32))
-                cos = torch.from_numpy(np.cos(theta).astype(np.float32))
-                sin = torch.from_numpy(np.sin(theta).astype(np.float32))
                 s = used[k]
-                contiguous = s[-1] - s[0] == len(s) - 1
-                dest = out[s[0]:s[-1] + 1] if contiguous else torch.empty(
-                    (len(s), 3, out_frames, JOINTS))
-                views = [dest[:, c, ..., slot] if contiguous else dest[:, c] for c in range(3)]
-                blend_rotate_centre(a, b, wk, cos, sin, views)
-                if not contiguous:
-                    out[torch.from_numpy(s), ..., slot] = dest
+                rows_k = frames[k].view(-1)
+                ab = buffer[:len(rows_k) * 3 * JOINTS].view(len(k), out_frames, 2, 3, JOINTS)
+                torch.index_select(rows[body], 0, rows_k, out=ab.view(len(rows_k), -1))
+                planes = track_frames(ab.numpy(), w[k], p, rx)
+                if body == 1:
+                    data[s, :, :, :, 1] = np.stack([q.numpy() for q in planes], 1)
+                    continue
+                run = slice(s[0], s[-1] + 1) if s[-1] - s[0] == len(s) - 1 else s
+                for c, plane in enumerate(planes):
+                    # one pass writes body 1 and zeros for body 2 (little-endian pairs)
+                    bits = plane.numpy().view(np.uint32)
+                    if isinstance(run, slice):
+                        np.copyto(pairs[run, c], bits, casting="unsafe")
+                    else:
+                        pairs[run, c] = bits
     return data, length.astype(np.int32)

@@ -11,25 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 
-NUM_JOINTS = 25
-CENTER = 21 - 1  # joint 21 (index 20), the spine
-
-# Neighbour links, 1-based (child, parent) as in the reference layout "ntu-rgb+d".
-EDGES_1BASED: tuple[tuple[int, int], ...] = (
-    (1, 2), (2, 21), (3, 21), (4, 3), (5, 21), (6, 5), (7, 6), (8, 7), (9, 21),
-    (10, 9), (11, 10), (12, 11), (13, 1), (14, 13), (15, 14), (16, 15), (17, 1),
-    (18, 17), (19, 18), (20, 19), (22, 23), (23, 8), (24, 25), (25, 12),
+from asar_data.skeleton import (  # noqa: F401 - re-exported for the graph's users
+    BONES,
+    BONES_1BASED,
+    CENTER,
+    EDGES,
+    EDGES_1BASED,
+    NUM_JOINTS,
+    PARENTS,
 )
-# Bone pairs (joint, parent), 1-based; joint 21 is its own parent (a zero bone).
-BONES_1BASED: tuple[tuple[int, int], ...] = (
-    (1, 2), (2, 21), (3, 21), (4, 3), (5, 21), (6, 5), (7, 6), (8, 7), (9, 21),
-    (10, 9), (11, 10), (12, 11), (13, 1), (14, 13), (15, 14), (16, 15), (17, 1),
-    (18, 17), (19, 18), (20, 19), (21, 21), (22, 23), (23, 8), (24, 25), (25, 12),
-)
-EDGES: tuple[tuple[int, int], ...] = tuple((i - 1, j - 1) for i, j in EDGES_1BASED)
-BONES: tuple[tuple[int, int], ...] = tuple((i - 1, j - 1) for i, j in BONES_1BASED)
-# PARENTS[v] = parent joint of v (0-based), in joint order.
-PARENTS: tuple[int, ...] = tuple(p for _, p in sorted(BONES))
 
 
 def hop_distance(num_node: int, edges: tuple[tuple[int, int], ...], max_hop: int = 1) -> np.ndarray:

@@ -42,13 +42,13 @@ def downsample_shard(
     from asar_data.transform import to_frames
 
     raw = RawStore(raw_location)
-    xyz, body_id, offsets = raw.frames(start_, stop)
     if bodies == "denoise":
         from asar_data.denoise import denoise
 
+        xyz, body_id, offsets = raw.frames(start_, stop)
         xyz = denoise(xyz, body_id, offsets)
     else:
-        xyz = xyz[:, :2]
+        xyz, _, offsets = raw.frames(start_, stop, bodies=2)  # only the slots used
     data, valid_length = to_frames(xyz, offsets, out_frames=frames, long_crop=long_crop)
     frames_store.write_block(out_location, start_, data, valid_length)
     return {"samples": stop - start_, "empty": int((valid_length == 0).sum())}

@@ -19,6 +19,7 @@ from typing import Any
 
 from pipelines import storage
 from pipelines.config import ConfigError, dump, get_key
+from pipelines.errors import NonFiniteLoss
 from pipelines.progress import Progress
 from pipelines.stage import Input, ShardLog, plan
 from pipelines.stages import PRETRAIN
@@ -27,10 +28,6 @@ from pipelines.workspace import Workspace, WorkspaceError
 CHECKPOINT_FORMAT = "asar-pretrain/1"
 # keys that change how fast a run goes, not what it computes: left out of the fingerprint
 RUNTIME_KEYS = ("device", "compile", "memory_budget_gb", "log_every", "tensorboard")
-
-
-class NonFiniteLoss(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
 @dataclass
@@ -207,8 +204,10 @@ def pretrain(
         t0 = time.perf_counter()
         with progress.bar(f"epoch {epoch + 1}/{epochs}", total=steps, unit="steps") as bar:
             for i, (x, _) in enumerate(source.batches(batch, gen)):
-                v1 = to_stream(normal_augment(x, gen, shear_amp, pad_ratio), stream)
-                v2 = to_stream(normal_augment(x, gen, shear_amp, pad_ratio), stream)
+                v1 = to_stream(normal_augment(x, gen, padding_ratio=pad_ratio,
+                                              shear_amplitude=shear_amp), stream)
+                v2 = to_stream(normal_augment(x, gen, padding_ratio=pad_ratio,
+                                              shear_amplitude=shear_amp), stream)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                     loss, stats = step_fn(v1, v2, epoch=epoch, generator=gen)
                 optimizer.zero_grad(set_to_none=True)

@@ -70,3 +70,29 @@ def synth_pku(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synth_pku")
     write_pku_dataset(out, videos=3, classes=51, seed=3)
     return out
+
+
+@pytest.fixture(scope="session")
+def frames_workspace(tmp_path_factory, synth_ntu) -> Path:
+    """A workspace holding the synthetic ntu60 raw store and its 50-frame store (read-only:
+    copy it with `copy_workspace` before changing anything)."""
+    from pipelines.downsample import downsample
+    from pipelines.ingest import ingest_ntu
+    from pipelines.workspace import Workspace
+
+    root = tmp_path_factory.mktemp("frames_ws")
+    ws = Workspace(str(root))
+    ingest_ntu(ws, str(synth_ntu), workers=1)
+    downsample(ws, "ntu60", workers=1)
+    return root
+
+
+@pytest.fixture
+def workspace_copy(tmp_path, frames_workspace) -> Path:
+    """A private copy of `frames_workspace` for a test that writes into it."""
+    import shutil
+
+    dst = tmp_path / "ws"
+    shutil.copytree(frames_workspace, dst)
+    return dst
+
