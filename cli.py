@@ -143,9 +143,12 @@ def synth() -> None:
 
 @synth.command("ntu")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write.")
-@click.option("--samples", default=1200, show_default=True, type=click.IntRange(min=1))
-@click.option("--classes", default=10, show_default=True, type=click.IntRange(1, 120))
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--samples", default=1200, show_default=True, type=click.IntRange(min=1),
+              help="Sample files to write.")
+@click.option("--classes", default=10, show_default=True, type=click.IntRange(1, 120),
+              help="Action classes (distinct motions; A050-A060 are two-person).")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Same seed, same bytes.")
 @click.option("--dataset", type=click.Choice(["ntu60", "ntu120"]), default="ntu60",
               show_default=True, help="Name ranges (setups, subjects, actions) to draw from.")
 @friendly_errors
@@ -165,8 +168,10 @@ def synth_ntu(out: str, samples: int, classes: int, seed: int, dataset: str) -> 
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write.")
 @click.option("--videos", default=12, show_default=True, type=click.IntRange(min=1),
               help="Performances (each seen from the L, M and R views).")
-@click.option("--classes", default=51, show_default=True, type=click.IntRange(1, 51))
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--classes", default=51, show_default=True, type=click.IntRange(1, 51),
+              help="Action classes used in the videos.")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Same seed, same bytes.")
 @friendly_errors
 def synth_pku(out: str, videos: int, classes: int, seed: int) -> None:
     """PKU-MMD part I layout: long skeleton files, label files and the two split files."""
@@ -459,7 +464,8 @@ def export() -> None:
 @export.command("reference")
 @click.argument("dataset")
 @click.option("--benchmark", required=True,
-              type=click.Choice(["xsub", "xview", "xset", "cs", "cv", "default"]))
+              type=click.Choice(["xsub", "xview", "xset", "cs", "cv", "default"]),
+              help="Which train/test split to write.")
 @click.option("--stage", default="raw", show_default=True,
               help="raw (300-frame train_data.npy) or frames50 (train_position.npy).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write.")

@@ -196,11 +196,12 @@ def _kernel():
 def _parse_fast(data: bytes, max_bodies: int) -> NtuSkeleton | None:
     """The compiled reader; None when the text is not in its plain form (see ntu_kernel)."""
     kernel = _kernel()
-    buf = np.frombuffer(data, np.uint8)
+    # The kernel wants a final LF (the same lines: it ends the last one).
+    buf = np.frombuffer(data if data.endswith(b"\n") else data + b"\n", np.uint8)
     pos, n_frames = kernel.frame_count(buf)
-    # Each frame takes a line of two bytes or more (the last: one), so a larger count
-    # is a truncated file: the line reader says so, without huge arrays.
-    if pos < 0 or not 0 < n_frames <= (len(buf) - pos + 1) // 2:
+    # Each frame takes a line of two bytes or more, so a larger count is a truncated
+    # file: the line reader says so, without huge arrays.
+    if pos < 0 or not 0 < n_frames <= (len(buf) - pos) // 2:
         return None
     xyz = np.empty((n_frames, max_bodies, JOINTS, 3))
     body_id = np.empty((n_frames, max_bodies), np.uint64)

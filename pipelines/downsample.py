@@ -77,7 +77,7 @@ def downsample(
     )
     out = ws.frames(dataset, frames)
     params = {"frames": frames, "bodies": bodies, "chunk": chunk, "max_frames": 300}
-    inputs = {"raw": Input(raw_out.store, raw_manifest.fingerprint, "store")}
+    inputs = {"raw": Input(ws.relative(raw_out.store), raw_manifest.fingerprint, "store")}
     n = int(raw_manifest.summary["samples"])
     shards = max(1, -(-n // chunk))
     run = start(DOWNSAMPLE, out.manifest, out.store, params, inputs, shards, force, progress)

@@ -130,7 +130,7 @@ def pretrain(
     manifest_path = storage.join(run_dir, "manifest.json")
     ckpt_path = storage.join(run_dir, "checkpoint.pt")
     epochs = int(cfg["num_epoch"])
-    inputs = {"frames": Input(store_out.store, store_manifest.fingerprint, "store")}
+    inputs = {"frames": Input(ws.relative(store_out.store), store_manifest.fingerprint, "store")}
     run = plan(PRETRAIN, manifest_path, run_dir, fingerprint_params(cfg), inputs, force=force)
     _check_run_dir(run, run_dir, force)
     if run.action == "skip":

@@ -28,9 +28,10 @@ class StageStatus:
     updated: float | None
 
 
-def _input_changed(name: str, rec: dict, cache: dict[str, tuple[str, str]]) -> str | None:
+def _input_changed(ws: Workspace, name: str, rec: dict, cache: dict[str, tuple[str, str]]
+                   ) -> str | None:
     """Why a recorded input no longer matches (None when it still does)."""
-    kind, loc, fp = rec.get("kind"), rec.get("location", ""), rec.get("fingerprint")
+    kind, loc, fp = rec.get("kind"), ws.resolve(rec.get("location", "")), rec.get("fingerprint")
     try:
         if kind == "folder":
             if not storage.isdir(loc):
@@ -52,7 +53,8 @@ def _input_changed(name: str, rec: dict, cache: dict[str, tuple[str, str]]) -> s
     return None if now == fp else f"input {name} changed ({loc})"
 
 
-def check(manifest_path: str, output: str, dataset: str, cache: dict) -> StageStatus:
+def check(ws: Workspace, manifest_path: str, output: str, dataset: str, cache: dict
+          ) -> StageStatus:
     """The status of one output; records (state, fingerprint) in cache for downstream checks."""
     m = Manifest.load(manifest_path)
     if m is None:
@@ -64,7 +66,7 @@ def check(manifest_path: str, output: str, dataset: str, cache: dict) -> StageSt
     if stage is not None and stage.code_version != m.code_version:
         reasons.append(f"code version changed ({m.code_version} -> {stage.code_version})")
     for name, rec in m.inputs.items():
-        why = _input_changed(name, rec, cache)
+        why = _input_changed(ws, name, rec, cache)
         if why:
             reasons.append(why)
     if not m.complete:
@@ -111,7 +113,7 @@ def workspace_status(ws: Workspace) -> list[StageStatus]:
         for manifest_path, output in outputs:
             if not storage.exists(manifest_path):
                 continue
-            rows.append(check(manifest_path, output, ds, cache))
+            rows.append(check(ws, manifest_path, output, ds, cache))
     return rows
 
 

@@ -46,6 +46,20 @@ class Workspace:
     def path(self, *parts: str) -> str:
         return storage.join(self.root, *parts)
 
+    def relative(self, location: str) -> str:
+        """A location inside the workspace as a path relative to its root (manifests record
+        these, so a workspace can be moved or copied)."""
+        root = self.root.rstrip("/\\")
+        if location.startswith(root + "/") or location.startswith(root + "\\"):
+            return location[len(root) + 1:].replace("\\", "/")
+        return location
+
+    def resolve(self, recorded: str) -> str:
+        """The location of a path recorded relative to the workspace root (absolute ones as is)."""
+        if storage.is_url(recorded) or os.path.isabs(recorded):
+            return recorded
+        return self.path(*recorded.split("/"))
+
     def raw(self, dataset: str) -> Output:
         return Output(self.path(dataset, "raw.zarr"), self.path(dataset, "raw.manifest.json"))
 
