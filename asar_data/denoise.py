@@ -84,6 +84,23 @@ def spread_noisy(planes: np.ndarray, spread_ratio: float = SPREAD_RATIO) -> np.n
     return ~(spread[0] <= spread_ratio * spread[1].astype(np.float64))
 
 
+def body_rows(xyz: np.ndarray) -> np.ndarray:
+    """(F * B, 3 * 25) view of xyz (F, B, 3, 25): one row per (frame, slot), f * B + b.
+
+    Gathering whole rows by one index is numpy's fast path (two index arrays are not).
+    """
+    return np.ascontiguousarray(xyz).reshape(len(xyz) * xyz.shape[1], np.prod(xyz.shape[2:]))
+
+
+def entry_frames(xyz: np.ndarray, t: Tracks) -> np.ndarray:
+    """(E, 3, 25) float32: the joints of every entry of the tracks, in entry order.
+
+    Gathered once: the noise rules and the placing both read them.
+    """
+    rows = body_rows(xyz)[t.row * xyz.shape[1] + t.slot]
+    return rows.reshape((len(rows),) + xyz.shape[2:])
+
+
 class EntryStats(NamedTuple):
     """Per entry: spread-noisy flag and per-coordinate sums over its 25 joints."""
 
@@ -92,19 +109,19 @@ class EntryStats(NamedTuple):
     squares: np.ndarray  # (3, E) float64, sum of squares
 
 
-def entry_stats(xyz: np.ndarray, row: np.ndarray, slot: np.ndarray,
-                spread_ratio: float = SPREAD_RATIO, chunk: int = 1024) -> EntryStats:
-    """Spread flags and joint sums of the entries (row, slot) of xyz (F, B, 25, 3).
+def entry_stats(frames: np.ndarray, spread_ratio: float = SPREAD_RATIO, chunk: int = 1024
+                ) -> EntryStats:
+    """Spread flags and joint sums of entries, frames (E, 3, 25) float32 metres.
 
     Works `chunk` entries at a time, joints as the middle axis, so every reduction
     runs over long contiguous rows of entries.
     """
-    noisy = np.empty(len(row), dtype=bool)
-    sums = np.empty((3, len(row)))
-    squares = np.empty((3, len(row)))
-    for e0 in range(0, len(row), chunk):
+    noisy = np.empty(len(frames), dtype=bool)
+    sums = np.empty((3, len(frames)))
+    squares = np.empty((3, len(frames)))
+    for e0 in range(0, len(frames), chunk):
         e = slice(e0, e0 + chunk)
-        planes = np.ascontiguousarray(xyz[row[e], slot[e]].transpose(2, 1, 0))  # (3, 25, c)
+        planes = np.ascontiguousarray(frames[e].transpose(1, 2, 0))  # (3, 25, c)
         noisy[e] = spread_noisy(planes, spread_ratio)
         planes = planes.astype(np.float64)
         sums[:, e] = planes.sum(axis=1)
@@ -200,11 +217,12 @@ def denoise(
 ) -> np.ndarray:
     """Two actors per frame chosen by body-ID tracking (see the module docstring).
 
-    xyz: (F, B>=2, 25, 3) float32 metres; body_id: (F, B) uint64, 0 = empty slot;
-    offsets: (n+1,) int64 rows of the block, as in `transform.to_frames` (they may start
-    above 0) -> (F, 2, 25, 3) float32 for the same offsets: slot 0 = actor 1, slot 1 =
-    actor 2, zeros where an actor is absent and on rows outside every sample. A sample
-    whose tracks are all dropped keeps its first two slots.
+    xyz: (F, B>=2, 3, 25) float32 metres (frame, body slot, coordinate, joint, as in
+    the raw store); body_id: (F, B) uint64, 0 = empty slot; offsets: (n+1,) int64 rows
+    of the block, as in `transform.to_frames` (they may start above 0) -> (F, 2, 3, 25)
+    float32 for the same offsets: slot 0 = actor 1, slot 1 = actor 2, zeros where an
+    actor is absent and on rows outside every sample. A sample whose tracks are all
+    dropped keeps its first two slots.
     """
     offsets = np.asarray(offsets, dtype=np.int64)
     xyz = np.asarray(xyz)
@@ -216,7 +234,8 @@ def denoise(
     if samples == 0:
         return out
     t = body_tracks(body_id, offsets)
-    stats = entry_stats(xyz, t.row, t.slot, spread_ratio)
+    frames = entry_frames(xyz, t)
+    stats = entry_stats(frames, spread_ratio)
     noisy = stats.noisy
     keep = kept_tracks(t, noisy, samples, min_track_frames, noisy_fraction)
     tracks = len(t.frames)
@@ -227,10 +246,10 @@ def denoise(
     motion = np.where(noisy_tracks, np.fmin(motion, clean), motion)
     actor, rank = assign_actors(t, keep, motion, offsets[:-1])
 
-    placed = actor[t.track] >= 0
-    for r in range(int(rank.max(initial=-1)) + 1):
-        e = placed & (rank[t.track] == r)
-        out[t.row[e], actor[t.track[e]]] = xyz[t.row[e], t.slot[e]]
+    placed = np.flatnonzero(actor[t.track] >= 0)
+    placed = placed[np.argsort(rank[t.track[placed]], kind="stable")]  # later ranks win
+    body_rows(out)[t.row[placed] * 2 + actor[t.track[placed]]] = frames[placed].reshape(
+        len(placed), np.prod(frames.shape[1:]))
     owner = sample_of_rows(offsets, len(xyz))
     fallback = np.bincount(t.sample, actor >= 0, minlength=samples) == 0
     rows = np.flatnonzero((owner >= 0) & fallback[owner])  # owner -1: masked anyway

@@ -3,6 +3,11 @@
 `data` (N, 3, T, 25, 2) float32 with dimension names `sample, xyz, frame, joint,
 body`, chunked along samples; `label`, `name`, `valid_length` per sample; and
 `split/<benchmark>/{train,test}` index arrays for every benchmark of the dataset.
+
+`data` and `valid_length` are stored uncompressed (zarr v3's plain format: float
+skeletons barely compress, and encoding cost more than the stage's transform), and
+the downsample stage writes them one whole chunk at a time with `chunk_io`, without
+zarr; every reader opens them with zarr as before.
 """
 from __future__ import annotations
 
@@ -25,29 +30,29 @@ def _store(location: str, read_only: bool = False):
 def create(location: str, samples: int, frames: int, chunk: int) -> None:
     """Create an empty store whose `data` is written later, one whole chunk per shard."""
     import zarr
-    from zarr.codecs import BloscCodec
 
     root = zarr.open_group(store=_store(location), mode="w")
     root.create_array(
         "data", shape=(samples, 3, frames, 25, 2), dtype="float32",
-        chunks=(chunk, 3, frames, 25, 2), dimension_names=DIMS,
-        compressors=BloscCodec(cname="zstd", clevel=3, shuffle="shuffle"),
+        chunks=(chunk, 3, frames, 25, 2), dimension_names=DIMS, compressors=None,
         fill_value=0.0,
     )
     root.create_array("valid_length", shape=(samples,), dtype="int32", chunks=(chunk,),
-                      dimension_names=("sample",), fill_value=0)
+                      dimension_names=("sample",), compressors=None, fill_value=0)
 
 
 def write_block(location: str, start: int, block: np.ndarray, valid_length: np.ndarray) -> None:
     """Write samples [start, start + len(block)) - a whole chunk, or the store's tail.
 
     block: (n, 3, T, 25, 2) float32; valid_length: (n,) frames the transform resized.
+    Whole chunks, written directly (`chunk_io.write_rows`; through zarr for a store
+    made with another codec).
     """
-    import zarr
+    from asar_data import chunk_io
+    from pipelines.storage import join
 
-    root = zarr.open_group(store=_store(location), mode="r+")
-    root["data"][start:start + len(block)] = block
-    root["valid_length"][start:start + len(block)] = valid_length
+    chunk_io.write_rows(join(location, "data"), start, block)
+    chunk_io.write_rows(join(location, "valid_length"), start, np.asarray(valid_length, np.int32))
 
 
 def finalise(

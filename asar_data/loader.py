@@ -10,6 +10,11 @@ Two sources with one interface, `batches(batch_size, generator, drop_last)`:
 
 Both draw every random choice from the generator they are given, so an epoch is
 reproducible from its seed.
+
+Several ranks (`rank`, `world_size`): every rank draws the same order from the same
+generator and takes its contiguous block of `batch_size // world_size` rows of each
+global batch of `batch_size`, so the global batches are those of a single process
+whatever the number of ranks.
 """
 from __future__ import annotations
 
@@ -29,6 +34,24 @@ def split_bytes(store: FramesStore, n: int) -> int:
     return n * int(np.prod(store.data.shape[1:])) * 4
 
 
+def rank_rows(batch_size: int, rank: int = 0, world_size: int = 1) -> slice:
+    """The rows of a global batch that rank ``rank`` of ``world_size`` takes: a block of
+    ``batch_size // world_size``, ranks in order."""
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} is not in a world of {world_size}")
+    if batch_size % world_size:
+        raise ValueError(f"batch size {batch_size} does not split evenly over {world_size} "
+                         f"ranks: choose a multiple of {world_size}")
+    b = batch_size // world_size
+    return slice(rank * b, (rank + 1) * b)
+
+
+def _check_shard(drop_last: bool, world_size: int) -> None:
+    if world_size > 1 and not drop_last:
+        raise ValueError("drop_last=False with several ranks would give them unequal last "
+                         "batches: use drop_last=True")
+
+
 class ResidentSource:
     """All samples of the split on the device."""
 
@@ -46,7 +69,10 @@ class ResidentSource:
         return len(self.x)
 
     def batches(self, batch_size: int, generator: torch.Generator | None = None,
-                drop_last: bool = True) -> Iterator[Batch]:
+                drop_last: bool = True, rank: int = 0, world_size: int = 1) -> Iterator[Batch]:
+        """Batches of ``batch_size`` in a random order (``rank``'s rows of each, see above)."""
+        rows = rank_rows(batch_size, rank, world_size)
+        _check_shard(drop_last, world_size)
         n = len(self.x)
         if generator is None:
             order = torch.arange(n, device=self.x.device)
@@ -56,6 +82,8 @@ class ResidentSource:
         stop = (n // batch_size) * batch_size if drop_last else n
         for a in range(0, stop, batch_size):
             idx = order[a:a + batch_size]
+            if world_size > 1:
+                idx = idx[rows]
             yield self.x[idx], self.y[idx]
 
 
@@ -115,7 +143,11 @@ class StreamedSource:
                     t.join(timeout=0.01)
 
     def batches(self, batch_size: int, generator: torch.Generator | None = None,
-                drop_last: bool = True) -> Iterator[Batch]:
+                drop_last: bool = True, rank: int = 0, world_size: int = 1) -> Iterator[Batch]:
+        """Batches of ``batch_size`` (``rank``'s rows of each, see above). Every rank reads
+        every chunk (the window shuffle needs them all) and moves only its rows."""
+        rows = rank_rows(batch_size, rank, world_size)
+        _check_shard(drop_last, world_size)
         cpu_gen = None
         if generator is not None:
             seed = int(torch.randint(0, 2**62, (1,), generator=generator,
@@ -141,9 +173,10 @@ class StreamedSource:
                 perm = torch.randperm(len(x), generator=cpu_gen)
                 x, y = x[perm], y[perm]
             full = (len(x) // batch_size) * batch_size
+            lo, hi = (rows.start, rows.stop) if world_size > 1 else (0, batch_size)
             for a in range(0, full, batch_size):
-                yield (x[a:a + batch_size].to(self.device, non_blocking=True),
-                       y[a:a + batch_size].to(self.device, non_blocking=True))
+                yield (x[a + lo:a + hi].to(self.device, non_blocking=True),
+                       y[a + lo:a + hi].to(self.device, non_blocking=True))
             rest_x, rest_y = x[full:], y[full:]
             if final:
                 if len(rest_x) and not drop_last:

@@ -10,7 +10,9 @@ Two paths give the same arrays:
   ships: one pass over the bytes checks the structure and the shape of every
   value and reads x, y, z exactly (integer mantissa and power of ten, one
   correctly rounded operation, as Python's `float` gives); the rare x, y, z
-  outside that exact range are read with `float` afterwards.
+  outside that exact range are read with `float` afterwards. The kernel is
+  imported on the first parse; numba compiles it once (a few seconds) and caches
+  the machine code beside the module (or in NUMBA_CACHE_DIR).
 - a line-by-line path (`float` per value) used whenever the compiled path declines.
   It is the authority: it reads any text the reference reader reads the same way,
   and raises `SkeletonFormatError` with the line and reason otherwise.
@@ -19,6 +21,8 @@ Text after the declared frames is ignored, as the reference reader does.
 """
 from __future__ import annotations
 
+import re
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +30,6 @@ import numpy as np
 JOINTS = 25
 BODY_VALUES = 10
 JOINT_VALUES = 12
-LINES_PER_BODY = 2 + JOINTS  # body line, joint count, joints
 MAX_BODY_COUNT = np.iinfo(np.int16).max
 
 
@@ -193,25 +196,49 @@ def _kernel():
     return _kernel_module
 
 
+# Line 1 in the plain form: one count of up to 18 digits, blanks around it, a line end.
+_FRAME_COUNT_LINE = re.compile(rb"[ \t\v\f]*([0-9]{1,18})[ \t\v\f]*(?:\r\n|\r|\n)")
+
+
+class _Fixups(threading.local):
+    """Room for the x, y, z the kernel leaves to `float`, one array per thread, reused."""
+
+    def __init__(self):
+        self.array = np.empty((64, 3), np.int64)
+
+
+_fixups = _Fixups()
+
+
 def _parse_fast(data: bytes, max_bodies: int) -> NtuSkeleton | None:
     """The compiled reader; None when the text is not in its plain form (see ntu_kernel)."""
-    kernel = _kernel()
-    # The kernel wants a final LF (the same lines: it ends the last one).
-    buf = np.frombuffer(data if data.endswith(b"\n") else data + b"\n", np.uint8)
-    pos, n_frames = kernel.frame_count(buf)
-    # Each frame takes a line of two bytes or more, so a larger count is a truncated
-    # file: the line reader says so, without huge arrays.
-    if pos < 0 or not 0 < n_frames <= (len(buf) - pos) // 2:
+    first = _FRAME_COUNT_LINE.match(data)
+    if first is None:
         return None
+    n_frames = int(first[1])
+    # Each frame takes a line of two bytes or more (one, the last, when the file does
+    # not end with a line end), so a larger count is a truncated file: the line reader
+    # says so, without huge arrays.
+    if not 0 < n_frames <= (len(data) - first.end() + 1) // 2:
+        return None
+    kernel = _kernel()
+    max_bodies = int(max_bodies)  # one compiled signature: int64
+    # The kernel wants a final LF; appended, it ends the last line: the same lines.
+    buf = np.frombuffer(data if data.endswith(b"\n") else data + b"\n", np.uint8)
     xyz = np.empty((n_frames, max_bodies, JOINTS, 3))
+    flat = xyz.reshape(-1)
     body_id = np.empty((n_frames, max_bodies), np.uint64)
     body_count = np.empty(n_frames, np.int16)
-    code, n_fixups, fixups = kernel.parse(
-        buf, pos, n_frames, xyz, body_id, body_count, kernel.new_fixups())
+    fixups = _fixups.array
+    code, n_fixups = kernel.parse(
+        buf, first.end(), n_frames, max_bodies, flat, body_id, body_count, fixups)
+    if code == kernel.FULL:  # again, with room for every x, y, z
+        fixups = np.empty((len(flat), 3), np.int64)
+        code, n_fixups = kernel.parse(
+            buf, first.end(), n_frames, max_bodies, flat, body_id, body_count, fixups)
     if code != kernel.OK:
         return None
-    if n_fixups:  # x, y, z beyond the kernel's exact range: Python's float reads them
-        flat = xyz.reshape(-1)
-        for start, stop, at in fixups[:n_fixups].tolist():
-            flat[at] = float(data[start:stop])
+    # x, y, z beyond the kernel's exact range: Python's float reads them
+    for start, stop, at in fixups[:n_fixups].tolist():
+        flat[at] = float(data[start:stop])
     return NtuSkeleton(xyz, body_id, body_count)

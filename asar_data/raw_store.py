@@ -4,8 +4,11 @@ Schema (see docs/DESIGN.md): `xyz` (F, B, 3, 25) float32 metres (frame, body slo
 coordinate, joint), `body_id` (F, B) uint64, `offsets` (N+1,) int64 and one (N,)
 array per metadata field. Body slots are chunked in pairs: the first two bodies
 (all the reference uses) are read without touching the extra ones, and slots that
-are empty in a whole chunk are never stored. The frame arrays use blosc lz4
-(float skeletons barely compress; decoding speed matters more).
+are empty in a whole chunk are never stored. `xyz` and `offsets` are stored
+uncompressed, in zarr v3's plain format, so that the downsample stage reads them
+directly (`chunk_io`): float skeletons barely compress, and decoding cost more than
+the bytes saved. `body_id` (read only to denoise) stays blosc lz4: mostly zeros and
+repeated IDs, it compresses to almost nothing.
 
 Ingest works in two steps so that shards can run in parallel and resume: each
 shard of files becomes a `Part` (a single `.npz` file, written atomically), and
@@ -17,6 +20,7 @@ import io
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -154,9 +158,10 @@ def concat_parts(parts: list[Part], bodies: int) -> Part:
 
 
 def _codec():
+    """body_id's codec: blosc lz4 (mostly zeros and long runs of the same IDs)."""
     from zarr.codecs import BloscCodec
 
-    return BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
+    return BloscCodec(cname="lz4", clevel=1, shuffle="noshuffle")
 
 
 def assemble(
@@ -178,7 +183,7 @@ def assemble(
     root = zarr.open_group(store=zarr_store(location), mode="w")
     xyz = root.create_array(
         "xyz", shape=(0, bodies, 3, JOINTS), dtype="float32",
-        chunks=(chunk_frames, BODY_CHUNK, 3, JOINTS), compressors=_codec(), fill_value=0.0,
+        chunks=(chunk_frames, BODY_CHUNK, 3, JOINTS), compressors=None, fill_value=0.0,
         dimension_names=("frame", "body", "xyz", "joint"),
     )
     body_id = root.create_array(
@@ -223,7 +228,7 @@ def assemble(
     np.cumsum(meta["frame_count"], out=offsets[1:])
     if offsets[-1] != written:
         raise RuntimeError(f"frame counts sum to {offsets[-1]} but {written} frames were written")
-    root.create_array("offsets", data=offsets, chunks=(max(n + 1, 1),),
+    root.create_array("offsets", data=offsets, chunks=(max(n + 1, 1),), compressors=None,
                       dimension_names=("sample_edge",))
     for k, v in meta.items():
         dims = ("sample", "field") if v.ndim == 2 else ("sample",)
@@ -247,20 +252,33 @@ def as_unicode(a: np.ndarray) -> np.ndarray:
 
 
 class RawStore:
-    """Read access to a raw store: metadata in memory, frames on demand."""
+    """Read access to a raw store: metadata in memory, frames on demand.
+
+    Cheap to open (one task may open it for a few hundred samples): the group's
+    attributes and `offsets` are read directly, zarr is opened only for the metadata
+    arrays (`meta`, `root`), and `frames` reads uncompressed `xyz` chunks directly.
+    """
 
     def __init__(self, location: str):
+        from asar_data import chunk_io
+        from pipelines import storage
+
+        self.location = location
+        self.attrs = group_attributes(location)
+        if self.attrs.get("format") != RAW_FORMAT:
+            raise ValueError(f"{location} is not an asar raw store")
+        self.offsets = chunk_io.read(storage.join(location, "offsets"))
+        self._arrays: dict[str, Any] = {}
+        self._meta: dict[str, np.ndarray] = {}
+
+    @cached_property
+    def root(self) -> Any:
+        """The zarr group (opened on first use)."""
         import zarr
 
         from pipelines.storage import zarr_store
 
-        self.location = location
-        self.root = zarr.open_group(store=zarr_store(location, read_only=True), mode="r")
-        self.attrs = dict(self.root.attrs)
-        if self.attrs.get("format") != RAW_FORMAT:
-            raise ValueError(f"{location} is not an asar raw store")
-        self.offsets = self.root["offsets"][:]
-        self._meta: dict[str, np.ndarray] = {}
+        return zarr.open_group(store=zarr_store(self.location, read_only=True), mode="r")
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -278,19 +296,44 @@ class RawStore:
     def meta_all(self) -> dict[str, np.ndarray]:
         return {k: self.meta(k) for k in META_FIELDS if k in self.root}
 
-    def frames(self, start: int, stop: int, bodies: int | None = None
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _array(self, name: str) -> Any:
+        """A frame array for `chunk_io.read`: its `PlainArray`, or its location when zarr
+        must read it (opened once per store)."""
+        from asar_data import chunk_io
+        from pipelines import storage
+
+        if name not in self._arrays:
+            location = storage.join(self.location, name)
+            self._arrays[name] = chunk_io.open_plain(location) or location
+        return self._arrays[name]
+
+    def frames(self, start: int, stop: int, bodies: int | None = None, ids: bool = True
+               ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         """Samples [start, stop): xyz (F, b, 3, 25), body_id (F, b), offsets (n+1,) from 0.
 
-        `bodies` limits the slots read (2: only what the reference uses).
+        `bodies` limits the slots read (2: only what the reference uses); `ids=False`
+        skips body_id (returned as None): only denoising needs it.
         """
+        from asar_data import chunk_io
+
         a, b = int(self.offsets[start]), int(self.offsets[stop])
         m = self.bodies if bodies is None else min(bodies, self.bodies)
-        xyz = self.root["xyz"][a:b, :m]
-        ids = self.root["body_id"][a:b, :m]
-        return xyz, ids, self.offsets[start:stop + 1] - a
+        rows = (slice(a, b), slice(0, m))
+        xyz = chunk_io.read(self._array("xyz"), rows)
+        body_id = chunk_io.read(self._array("body_id"), rows) if ids else None
+        return xyz, body_id, self.offsets[start:stop + 1] - a
 
     def sample(self, i: int) -> np.ndarray:
         """One sample as the reference reader returns it: (3, T, 25, 2) float32."""
-        xyz, _, _ = self.frames(i, i + 1, bodies=2)
+        xyz, _, _ = self.frames(i, i + 1, bodies=2, ids=False)
         return xyz.transpose(2, 0, 3, 1)
+
+
+def group_attributes(location: str) -> dict[str, Any]:
+    """The attributes of the zarr v3 group at `location`, from its zarr.json (no zarr)."""
+    from pipelines import storage
+
+    meta = json.loads(storage.read_bytes(storage.join(location, "zarr.json")))
+    if meta.get("zarr_format") != 3 or meta.get("node_type") != "group":
+        raise ValueError(f"{location} is not a zarr v3 group")
+    return dict(meta.get("attributes") or {})

@@ -1,42 +1,43 @@
-"""The batched 50-frame transform: ragged raw samples -> (N, 3, 50, 25, 2) float32.
+"""The 50-frame transform: ragged raw samples -> (N, 3, 50, 25, 2) float32, bit-exact.
 
-The same numbers as the reference preprocessing (`shared/bench/reference_downsample.py`;
-`shared/spec/DATASETS.md`, "The 50-frame representation"), for a whole batch of ragged
-samples at once. Input is the raw store's layout, (F, B, 3, 25): frame, body slot,
-coordinate plane, joint. Per sample, with the reference's quirks:
+The reference preprocessing (`shared/bench/reference_downsample.py`; `shared/spec/
+DATASETS.md`, "The 50-frame representation") for a whole batch of ragged samples, with
+the same numbers: every step works in float64 from the float32 input, in the
+reference's operation order, and rounds to float32 once at the end. Input is the raw
+store's layout, (F, B, 3, 25): frame, body slot, coordinate plane, joint. Per sample:
 
-1. `crop_windows`: at most 300 frames - the first 300 ("first", NTU) or the centred
+1. `crop_window`: at most 300 frames - the first 300 ("first", NTU) or the centred
    300 ("centre", PKU-MMD). Nothing is padded: frames past the end are never read.
 2. `valid_length`: L = how many of those frames have body 1's joint 1 non-zero
    (a count, not a position).
-3. `resize_indices`: the two source frames and the weight of each of the 50 output
-   frames, OpenCV INTER_LINEAR over frames [0, L) of the window.
-4. `second_body_seen`: body 2 is worked on only in samples where one of those source
-   frames holds it; elsewhere it stays zeros, as in the reference (an absent body's
-   centred, resized, rotated frames are zeros).
-5. Per body ("track": one body of one sample), `shoulder_angles`, then
-   `blend_rotate_centre`: only the source frames are gathered, blended a + w (b - a),
-   rotated about y so that the shoulders lie along x with the reference's sign rule
-   (summed z of the shoulders), and centred on joint 21 (index 20). Rotation and
-   centring are linear per frame, so rotating first and subtracting the rotated
-   spine is the reference's centre-then-rotate.
+3. `resize_source`: the two source frames and the weight of each output frame,
+   OpenCV INTER_LINEAR over frames [0, L) of the window.
+4. `body_seen`: body 2 is worked on only where one of those source frames holds it;
+   elsewhere it stays zeros, as in the reference (an absent body's centred, resized,
+   rotated frames are zeros). Most samples have one person.
+5. Per body ("track": one body of one sample), `shoulder_cosines`: the cosine of each
+   output frame's rotation about y, u = v.x / (|v| + 1e-4) with v = joint 9 - joint 5
+   (indices 8, 4) of the centred, resized frame, and the sign rule: the angles are
+   negated when the summed v.z is >= 0 (summed as numpy sums: `pairwise_sum`).
+6. `rotation_trig`: theta = arccos(u) (negated by the rule), cos and sin - with
+   numpy's own functions over the whole batch, as the reference calls them (numpy's
+   arccos is not the C library's everywhere: with AVX-512 it is ~10% 1-ulp apart).
+7. `rotate_track`: each output frame blended (1 - w) a + w b from the centred source
+   frames (minus joint 21, index 20) and rotated, (x, z) -> (x cos - z sin, x sin +
+   z cos).
 
-Precision. The reference works in float64 and rounds to float32 at the end. Here the
-angles (including the sign decision) come from the float32 input in float64 with the
-reference's exact operation order, so they match it bit for bit; the bulk arithmetic
-(blend, rotation, centring) runs in float32 on torch's CPU kernels, one thread, a few
-dozen tracks at a time so that the working arrays stay in cache. The output differs
-from the reference by a few float32 rounding steps of the coordinates: below 1e-6 m
-on the real NTU files (bodies 2-4 m from the camera), against 1e-4 asked.
+Steps 1-5 and 7 are compiled (numba; `cache=True` keeps the machine code on disk,
+`nogil=True` lets threads run them side by side) and run one sample at a time over
+the batch (`shoulder_pass`, `frames_pass`); only the source frames are read, only
+the output is written.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import sys
 from typing import Literal
 
 import numpy as np
-import torch
+from numba import njit
 
 MAX_FRAMES = 300
 OUT_FRAMES = 50
@@ -45,159 +46,304 @@ BODIES = 2
 SPINE = 20  # joint 21
 LEFT_SHOULDER = 4  # joint 5
 RIGHT_SHOULDER = 8  # joint 9
-CHUNK = 64  # samples per step
+X, Y, Z = 0, 1, 2  # coordinate planes
+PAIRWISE_BLOCK = 128  # numpy's pairwise summation: blocks of up to 128, 8 accumulators
 
 LongCrop = Literal["first", "centre"]
 
+jit = njit(cache=True, nogil=True)
 
-def crop_windows(
-    offsets: np.ndarray, max_frames: int = MAX_FRAMES, long_crop: LongCrop = "first"
-) -> tuple[np.ndarray, np.ndarray]:
-    """First row and frame count of each sample's window of at most max_frames frames.
 
-    offsets: (n+1,) int64 rows -> start (n,) int64 rows, count (n,) int64 frames.
-    A longer sample keeps its first max_frames frames ("first") or its centred ones,
-    from (T - max_frames) // 2 ("centre").
+@jit
+def crop_window(first: int, stop: int, max_frames: int, centre: bool) -> tuple[int, int]:
+    """Rows [start, start + count) of a sample's window over its rows [first, stop).
+
+    At most max_frames frames: the first ones, or the centred ones from (T - max_frames)
+    // 2 (`centre`). -> start, count (rows of xyz).
     """
-    if long_crop not in ("first", "centre"):
-        raise ValueError(f'long_crop must be "first" or "centre", not {long_crop!r}')
-    frames = np.diff(offsets)
-    count = np.minimum(frames, max_frames)
-    start = offsets[:-1] + ((frames - count) // 2 if long_crop == "centre" else 0)
-    return start, count
+    frames = stop - first
+    count = min(frames, max_frames)
+    return first + ((frames - count) // 2 if centre else 0), count
 
 
-def valid_length(xyz: np.ndarray, start: np.ndarray, count: np.ndarray) -> np.ndarray:
-    """L of each window: how many of its frames have body 1's joint 1 non-zero.
+@jit
+def valid_length(xyz: np.ndarray, start: int, count: int) -> int:
+    """L: frames of rows [start, start + count) where body 1's joint 1 is non-zero.
 
-    xyz: (F, B, 3, 25); start, count: (n,) rows of each window -> (n,) int64.
-    A count, not a position: a frame with nobody in the middle lowers it. Empty
-    windows give 0.
+    xyz: (F, B, 3, 25) float32. A count, not a position; NaN counts as non-zero (as
+    in the reference's |x| + |y| + |z| != 0).
     """
-    joint = xyz[:, 0, :, 0]  # (F, 3)
-    present = (joint[:, 0] != 0) | (joint[:, 1] != 0) | (joint[:, 2] != 0)
-    seen = np.zeros(len(present) + 1, dtype=np.int64)
-    np.cumsum(present, out=seen[1:])
-    return seen[start + count] - seen[start]
+    length = 0
+    for r in range(start, start + count):
+        if xyz[r, 0, X, 0] != 0 or xyz[r, 0, Y, 0] != 0 or xyz[r, 0, Z, 0] != 0:
+            length += 1
+    return length
 
 
-def resize_indices(
-    length: np.ndarray, out_frames: int = OUT_FRAMES
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Source frames of a linear resize of frames [0, L) to out_frames frames.
+@jit
+def resize_source(length: int, lo: np.ndarray, hi: np.ndarray, w: np.ndarray) -> None:
+    """Source frames of a linear resize of frames [0, L) to len(lo) frames.
 
-    length: (n,) int >= 1 -> lo, hi (n, out_frames) int64 frame positions and w
-    (n, out_frames) float64, with out[t] = (1 - w) x[lo] + w x[hi]. OpenCV INTER_LINEAR:
-    src = (t + 0.5) L / out_frames - 0.5, clamped to [0, L - 1]; hi = min(lo + 1, L - 1).
+    Fills lo, hi (T,) int64 frame positions and w (T,) float64 weights, with
+    out[t] = (1 - w) x[lo] + w x[hi]. OpenCV INTER_LINEAR: src = (t + 0.5) L / T -
+    0.5, clamped to [0, L - 1]; hi = min(lo + 1, L - 1). L >= 1.
     """
-    length = np.asarray(length, dtype=np.int64)[:, None]
-    src = (np.arange(out_frames) + 0.5) * (length / out_frames) - 0.5
-    src = np.minimum(np.maximum(src, 0.0), length - 1.0)
-    lo = src.astype(np.int64)  # src >= 0: truncation is floor
-    return lo, np.minimum(lo + 1, length - 1), src - lo
+    scale = length / len(lo)
+    for t in range(len(lo)):
+        src = min(max((t + 0.5) * scale - 0.5, 0.0), length - 1.0)
+        lo[t] = int(src)  # src >= 0: truncation is floor
+        hi[t] = min(lo[t] + 1, length - 1)
+        w[t] = src - lo[t]
 
 
-def bodies_present(xyz: np.ndarray) -> np.ndarray:
-    """(F, B) bool: frames and body slots with a non-zero coordinate.
+@jit
+def body_seen(bits: np.ndarray, body: int, lo: np.ndarray, hi: np.ndarray) -> bool:
+    """Whether a body slot has a non-zero coordinate in any of the source rows lo, hi (T,).
 
-    xyz: (F, B, 3, 25) float32. One sequential pass (a sum of squares per body), which
-    also brings the block into cache for the gathers that follow. Only a body whose
-    every coordinate is below 1e-19 m reads as absent, which changes its output by
-    less. NaN counts as present.
+    bits: (F, B, 3, 25) uint32, the float32 xyz's bit patterns: a coordinate is
+    non-zero (NaN included) when its bits other than the sign are. Where a body has
+    none, its output frames are exactly zero. One OR over each row (no branch per value).
     """
-    rows = xyz.reshape(-1, 3 * JOINTS)
-    return (np.einsum("ij,ij->i", rows, rows) != 0).reshape(xyz.shape[:2])
+    for t in range(len(lo)):
+        for r in (lo[t], hi[t]):
+            row = bits[r, body]
+            any_bits = np.uint32(0)
+            for c in range(3):
+                for j in range(JOINTS):
+                    any_bits |= row[c, j]
+            if any_bits & np.uint32(0x7FFFFFFF):
+                return True
+    return False
 
 
-def shoulder_vectors(ab: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """x and z of each output frame's shoulder vector, as the reference computes them.
+@jit
+def centred(frame: np.ndarray, c: int, j: int) -> float:
+    """Joint j minus joint 21 (index 20) on plane c of one body's (3, 25) frame, float64."""
+    return np.float64(frame[c, j]) - np.float64(frame[c, SPINE])
 
-    ab: (K, T, 2, 3, 25) float32 source frames lo and hi of K tracks (planes x, y, z);
-    w: (K, T) float64 weights -> vx, vz (K, T) float64: joint 9 - joint 5 (indices 8,
-    4) of the centred, resized frame. Float64 in the reference's operation order, from
-    the three joints needed: bit-exact.
+
+@jit
+def blended(a: np.ndarray, b: np.ndarray, w: float, c: int, j: int) -> float:
+    """(1 - w) a + w b of the centred joint j, plane c: one resized coordinate, float64."""
+    return (1.0 - w) * centred(a, c, j) + w * centred(b, c, j)
+
+
+@jit
+def blended_plane(a: np.ndarray, b: np.ndarray, w: float, c: int, out: np.ndarray) -> None:
+    """`blended` for every joint of plane c: out (25,) float64, one resized plane."""
+    a_spine, b_spine = np.float64(a[c, SPINE]), np.float64(b[c, SPINE])
+    keep = 1.0 - w
+    for j in range(JOINTS):
+        out[j] = keep * (np.float64(a[c, j]) - a_spine) + w * (np.float64(b[c, j]) - b_spine)
+
+
+@jit
+def block_sum(a: np.ndarray, first: int, n: int) -> float:
+    """a[first:first + n], n <= 128, summed as numpy sums one block (same rounding).
+
+    Fewer than 8 values one by one; otherwise 8 interleaved accumulators over the
+    multiple of 8, combined pairwise, then the rest one by one.
     """
-    k, t = w.shape
-    cols = np.array([LEFT_SHOULDER, RIGHT_SHOULDER, SPINE])
-    cols = np.concatenate([cols, 2 * JOINTS + cols])  # x then z planes
-    first = 3 * JOINTS * np.arange(k * t * 2).reshape(k, t, 2).transpose(2, 0, 1)
-    j = np.take(ab, first + cols[:, None, None, None]).astype(np.float64)  # (6, 2, K, T)
-    ends = j[[0, 1, 3, 4]] - j[[2, 2, 5, 5]]  # centred x4 x8 z4 z8 of lo and hi
-    r = (1.0 - w) * ends[:, 0] + w * ends[:, 1]
-    return r[1] - r[0], r[3] - r[2]
+    total = 0.0
+    if n < 8:
+        for i in range(first, first + n):
+            total += a[i]
+        return total
+    r = a[first:first + 8].copy()
+    end = first + n - n % 8
+    for i in range(first + 8, end, 8):
+        for k in range(8):
+            r[k] += a[i + k]
+    total = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+    for i in range(end, first + n):
+        total += a[i]
+    return total
 
 
-def turned(vx: np.ndarray, vz: np.ndarray) -> np.ndarray:
-    """(K, T) bool: tracks whose angles the reference negates (summed v.z >= 0)."""
-    # a sum along the contiguous frame axis rounds like the reference's 1-d sum
-    return np.broadcast_to(vz.sum(axis=-1, keepdims=True) >= 0, vz.shape)
+@jit
+def pairwise_sum(a: np.ndarray) -> float:
+    """a (n,) float64 summed as numpy sums a contiguous array: bit-equal to a.sum().
 
-
-def shoulder_angles(vx: np.ndarray, vz: np.ndarray) -> np.ndarray:
-    """The reference's rotation angle about y: theta (K, T) float64 radians.
-
-    vx, vz: (K, T) shoulder vectors (`shoulder_vectors`); theta = arccos(v.x / (|v| +
-    1e-4)), negated in every frame of a track whose summed v.z is >= 0.
+    numpy's pairwise summation: runs of up to 128 values by `block_sum`; a longer run
+    is split at half its length (rounded down to a multiple of 8) and its halves'
+    sums added. Walked with a stack rather than recursion (numba cannot cache a
+    recursive function): a run longer than a block is pushed back as "split" under
+    its two halves; when it comes up again, the two sums on top are its halves'.
     """
-    theta = np.arccos(vx / (np.sqrt(vx * vx + vz * vz) + 0.0001))
-    return np.negative(theta, out=theta, where=turned(vx, vz))
+    first = np.empty(192, np.int64)  # 3 entries per level, 64 levels at most
+    size = np.empty(192, np.int64)
+    split = np.empty(192, np.bool_)
+    sums = np.empty(65, np.float64)
+    first[0], size[0], split[0] = 0, len(a), False
+    top, done = 1, 0
+    while top:
+        top -= 1
+        f, n = first[top], size[top]
+        if n <= PAIRWISE_BLOCK:
+            sums[done] = block_sum(a, f, n)
+            done += 1
+        elif split[top]:
+            done -= 1
+            sums[done - 1] += sums[done]
+        else:
+            half = n // 2 - (n // 2) % 8
+            for g, m, s in ((f, n, True), (f + half, n - half, False), (f, half, False)):
+                first[top], size[top], split[top] = g, m, s
+                top += 1
+    return sums[0]
 
 
-def rotation(vx: np.ndarray, vz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """cos and sin of `shoulder_angles`, (K, T) float64, without the trigonometry.
+@jit
+def shoulder_cosines(xyz: np.ndarray, body: int, lo: np.ndarray, hi: np.ndarray,
+                     w: np.ndarray, u: np.ndarray, vz: np.ndarray) -> bool:
+    """The rotation of one track, up to the arccos: u (T,) and the sign rule.
 
-    cos(arccos u) = u and sin(arccos u) = sqrt((1 - u)(1 + u)) >= 0, sign flipped with
-    theta; equal to the reference's cos and sin to ~1e-16.
+    xyz: (F, B, 3, 25) float32; lo, hi (T,) rows and w (T,) weights of the output
+    frames (`resize_source`, rows of xyz). Fills u with v.x / (|v| + 1e-4), v =
+    joint 9 - joint 5 (indices 8, 4) of each centred, resized frame with its y set to
+    0, and vz (T,) scratch with v.z. Returns whether the angles are negated (summed
+    v.z >= 0). Float64 in the reference's operation order: bit-exact.
     """
-    cos = vx / (np.sqrt(vx * vx + vz * vz) + 0.0001)
-    sin = np.sqrt((1.0 - cos) * (1.0 + cos))
-    return cos, np.negative(sin, out=sin, where=turned(vx, vz))
+    for t in range(len(lo)):
+        a, b = xyz[lo[t], body], xyz[hi[t], body]
+        vx = blended(a, b, w[t], X, RIGHT_SHOULDER) - blended(a, b, w[t], X, LEFT_SHOULDER)
+        vz[t] = blended(a, b, w[t], Z, RIGHT_SHOULDER) - blended(a, b, w[t], Z, LEFT_SHOULDER)
+        u[t] = vx / (np.sqrt(vx * vx + vz[t] * vz[t]) + 0.0001)
+    return pairwise_sum(vz) >= 0.0
 
 
-def blend_centre_rotate(
-    a: torch.Tensor, b: torch.Tensor, w: torch.Tensor, cos: torch.Tensor,
-    sin: torch.Tensor, p: torch.Tensor, rx: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The output frames of a few tracks: x, y, z planes, each (K, T, 25) float32.
+@jit
+def rotate_frame(a: np.ndarray, b: np.ndarray, w: float, cos: float, sin: float,
+                 out: np.ndarray) -> None:
+    """One output frame of one body: out (3, 25) float32 from source frames a, b (3, 25).
 
-    a, b: (K, T, 3, 25) float32 source frames lo and hi (metres, may be strided);
-    w, cos, sin: (K, T, 1) float32 blend weight and rotation of each frame; p:
-    (K, T, 3, 25) and rx: (K, T, 25) float32 buffers (the result lives in them).
-    Blend p = a + w (b - a); subtract joint 21 (index 20); rotate about y,
-    (x, z) -> (x cos - z sin, x sin + z cos).
+    Each coordinate is `blended` (the centred source joints, (1 - w) a + w b), then
+    rotated about y as the reference's matrix product does it: x cos - z sin, y,
+    x sin + z cos; float64 throughout, rounded to float32 once.
     """
-    torch.lerp(a, b, w.unsqueeze(-1), out=p)
-    p.sub_(p[..., SPINE:SPINE + 1].clone())
-    x, y, z = p.unbind(2)
-    torch.mul(x, cos, out=rx).addcmul_(z, sin, value=-1.0)
-    z.mul_(cos).addcmul_(x, sin)
-    return rx, y, z
+    keep = 1.0 - w
+    ax, ay, az = np.float64(a[X, SPINE]), np.float64(a[Y, SPINE]), np.float64(a[Z, SPINE])
+    bx, by, bz = np.float64(b[X, SPINE]), np.float64(b[Y, SPINE]), np.float64(b[Z, SPINE])
+    for j in range(JOINTS):
+        x = keep * (np.float64(a[X, j]) - ax) + w * (np.float64(b[X, j]) - bx)
+        y = keep * (np.float64(a[Y, j]) - ay) + w * (np.float64(b[Y, j]) - by)
+        z = keep * (np.float64(a[Z, j]) - az) + w * (np.float64(b[Z, j]) - bz)
+        out[X, j] = cos * x - sin * z
+        out[Y, j] = y
+        out[Z, j] = sin * x + cos * z
 
 
-def track_frames(ab: np.ndarray, w: np.ndarray, p: torch.Tensor, rx: torch.Tensor
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Output planes x, y, z (K, T, 25) float32 of K tracks from their source frames.
+@jit
+def rotate_track(xyz: np.ndarray, body: int, lo: np.ndarray, hi: np.ndarray, w: np.ndarray,
+                 cos: np.ndarray, sin: np.ndarray, track: np.ndarray) -> None:
+    """Output frames of one track: track (T, 3, 25) float32.
 
-    ab: (K, T, 2, 3, 25) float32 frames lo and hi; w: (K, T) float64 weights; p, rx:
-    buffers as in `blend_centre_rotate`.
+    xyz: (F, B, 3, 25) float32; lo, hi, w, cos, sin: (T,) rows, weights and rotation
+    of each output frame (`rotate_frame`).
     """
-    cos, sin = rotation(*shoulder_vectors(ab, w))
-    frames = torch.from_numpy(ab)
-    return blend_centre_rotate(
-        frames[:, :, 0], frames[:, :, 1],
-        *(torch.from_numpy(v[..., None].astype(np.float32)) for v in (w, cos, sin)),
-        p[:len(ab)], rx[:len(ab)])
+    for t in range(len(lo)):
+        rotate_frame(xyz[lo[t], body], xyz[hi[t], body], w[t], cos[t], sin[t], track[t])
 
 
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """torch on one thread inside the block (small ops; workers own one core each)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+@jit
+def interleave(first: np.ndarray, second: np.ndarray, out: np.ndarray) -> None:
+    """out[c, t, j] = first[t, c, j] | second[t, c, j] << 32: two (T, 3, 25) float32
+    tracks as uint32 bits -> (3, T, 25) uint64, i.e. (3, T, 25, 2) float32 pairs on a
+    little-endian machine."""
+    for t in range(first.shape[0]):
+        for c in range(first.shape[1]):
+            for j in range(first.shape[2]):
+                out[c, t, j] = np.uint64(first[t, c, j]) | (np.uint64(second[t, c, j]) << 32)
+
+
+@jit
+def shoulder_pass(xyz: np.ndarray, bits: np.ndarray, offsets: np.ndarray, out_frames: int,
+                  max_frames: int, centre: bool):
+    """Steps 1-5 for every sample: everything but the trigonometry and the output.
+
+    xyz: (F, B>=2, 3, 25) float32 and bits, the same viewed as uint32; offsets: (n+1,)
+    int64 rows. -> length (n,) int32
+    (L); lo, hi (n, T) int64 source rows and w (n, T) float64 weights; u (n, 2, T)
+    float64 (`shoulder_cosines`; 0 for tracks not seen); seen, turned (n, 2) bool:
+    tracks worked on (body 1 where L > 0, body 2 where `body_seen`) and tracks whose
+    angles are negated.
+    """
+    n = len(offsets) - 1
+    length = np.zeros(n, np.int32)
+    lo = np.zeros((n, out_frames), np.int64)
+    hi = np.zeros((n, out_frames), np.int64)
+    w = np.zeros((n, out_frames), np.float64)
+    u = np.zeros((n, BODIES, out_frames), np.float64)
+    seen = np.zeros((n, BODIES), np.bool_)
+    turned = np.zeros((n, BODIES), np.bool_)
+    vz = np.empty(out_frames, np.float64)
+    for i in range(n):
+        start, count = crop_window(offsets[i], offsets[i + 1], max_frames, centre)
+        length[i] = valid_length(xyz, start, count)
+        if length[i] == 0:
+            continue
+        resize_source(length[i], lo[i], hi[i], w[i])
+        lo[i] += start
+        hi[i] += start
+        for m in range(BODIES):
+            if m == 0 or body_seen(bits, m, lo[i], hi[i]):
+                seen[i, m] = True
+                turned[i, m] = shoulder_cosines(xyz, m, lo[i], hi[i], w[i], u[i, m], vz)
+    return length, lo, hi, w, u, seen, turned
+
+
+@jit
+def frames_pass(xyz: np.ndarray, lo: np.ndarray, hi: np.ndarray, w: np.ndarray,
+                cos: np.ndarray, sin: np.ndarray, seen: np.ndarray, pairs: np.ndarray) -> None:
+    """Step 7 for every sample: the output, zeros for tracks not seen.
+
+    lo, hi, w (n, T) from `shoulder_pass`; cos, sin (n, 2, T) from `rotation_trig`;
+    pairs: (n, 3, T, 25) uint64, the (n, 3, T, 25, 2) float32 output viewed as pairs.
+    """
+    _, _, frames, joints = pairs.shape
+    tracks = np.zeros((BODIES, frames, 3, joints), np.float32)
+    bits = tracks.view(np.uint32)
+    for i in range(len(pairs)):
+        for m in range(BODIES):
+            if seen[i, m]:
+                rotate_track(xyz, m, lo[i], hi[i], w[i], cos[i, m], sin[i, m], tracks[m])
+            else:
+                tracks[m] = 0.0
+        interleave(bits[0], bits[1], pairs[i])
+
+
+def rotation_trig(u: np.ndarray, seen: np.ndarray, turned: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """cos and sin of the reference's angles about y, (n, 2, T) float64 (0 where not seen).
+
+    u: (n, 2, T) `shoulder_cosines`; seen, turned: (n, 2) bool. theta = arccos(u),
+    negated in every frame of a turned track; numpy's arccos, cos and sin, element by
+    element as the reference's calls (the same results in any batch).
+    """
+    theta = np.arccos(u[seen])  # (K, T)
+    np.negative(theta, out=theta, where=turned[seen][:, None])
+    cos, sin = np.zeros_like(u), np.zeros_like(u)
+    cos[seen], sin[seen] = np.cos(theta), np.sin(theta)
+    return cos, sin
+
+
+def pairs(data: np.ndarray) -> np.ndarray:
+    """(n, 3, T, 25, 2) float32 -> (n, 3, T, 25) uint64 view: bodies 1 and 2 as the low
+    and high halves of one 64-bit word (little-endian)."""
+    if sys.byteorder != "little":
+        raise NotImplementedError("the transform writes body pairs as little-endian words")
+    return data.view(np.uint64)[..., 0]
+
+
+def check_batch(xyz: np.ndarray, offsets: np.ndarray) -> None:
+    """Raise ValueError unless xyz is (F, B>=2, 3, 25) and offsets are (n+1,) rows of it."""
+    if offsets.ndim != 1 or len(offsets) == 0:
+        raise ValueError("offsets must be a 1-d array of n + 1 rows")
+    if offsets[0] < 0 or offsets[-1] > len(xyz) or np.any(np.diff(offsets) < 0):
+        raise ValueError(f"offsets must be non-decreasing rows of xyz (0..{len(xyz)}), "
+                         f"got {offsets[0]}..{offsets[-1]}")
+    if xyz.ndim != 4 or xyz.shape[1] < BODIES or xyz.shape[2:] != (3, JOINTS):
+        raise ValueError(f"xyz must be (F, B>={BODIES}, 3, {JOINTS}), got {xyz.shape}")
 
 
 def to_frames(
@@ -206,67 +352,28 @@ def to_frames(
     out_frames: int = OUT_FRAMES,
     max_frames: int = MAX_FRAMES,
     long_crop: LongCrop = "first",
-    chunk: int = CHUNK,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Ragged raw samples -> the fixed-length representation the models train on.
 
     xyz: (F, B>=2, 3, 25) float32 metres (body slots 0 and 1 are used); offsets: (n+1,)
     int64, sample i owns rows offsets[i]:offsets[i+1] of xyz. Offsets are rows of the
-    block given, so they may start above 0 (rows outside the samples are never read):
+    block given, so they may start above 0 (rows outside the samples are not read):
     a caller holding xyz[a:b] of a larger array passes offsets - a.
-    Returns data (n, 3, out_frames, 25, 2) float32 and valid_length (n,) int32 (L).
-    A sample with L == 0 (body 1 never present; the reference raises) gets all zeros.
-    Works `chunk` tracks at a time: no (n, 300, ...) arrays.
+    Returns data (n, 3, out_frames, 25, 2) float32, equal to the reference's, and
+    valid_length (n,) int32 (L). A sample with L == 0 (body 1 never present; the
+    reference raises) gets all zeros.
     """
+    if long_crop not in ("first", "centre"):
+        raise ValueError(f'long_crop must be "first" or "centre", not {long_crop!r}')
+    if out_frames < 1 or max_frames < 1:
+        raise ValueError(f"out_frames and max_frames must be >= 1, got {out_frames}, "
+                         f"{max_frames}")
     xyz = np.ascontiguousarray(xyz, dtype=np.float32)
-    offsets = np.asarray(offsets, dtype=np.int64)
-    if offsets.ndim != 1 or len(offsets) == 0:
-        raise ValueError("offsets must be a 1-d array of n + 1 rows")
-    if offsets[0] < 0 or offsets[-1] > len(xyz) or np.any(np.diff(offsets) < 0):
-        raise ValueError(f"offsets must be non-decreasing rows of xyz (0..{len(xyz)}), "
-                         f"got {offsets[0]}..{offsets[-1]}")
-    if xyz.ndim != 4 or xyz.shape[1] < BODIES or xyz.shape[2:] != (3, JOINTS):
-        raise ValueError(f"xyz must be (F, B>={BODIES}, 3, {JOINTS}), got {xyz.shape}")
-    if chunk < 1:
-        raise ValueError(f"chunk must be >= 1, got {chunk}")
-    n = len(offsets) - 1
-    start, count = crop_windows(offsets, max_frames, long_crop)
-    length = valid_length(xyz, start, count)
-    data = np.empty((n, 3, out_frames, JOINTS, BODIES), dtype=np.float32)
-    used = np.flatnonzero(length > 0)
-    data[length == 0] = 0.0
-    if len(used) == 0:
-        return data, length.astype(np.int32)
-    lo, hi, w = resize_indices(length[used], out_frames)
-    lo += start[used, None]
-    hi += start[used, None]
-    second = bodies_present(xyz[:, :BODIES])[:, 1]
-    two = (second[lo] | second[hi]).any(axis=1)  # samples whose body 2 is used
-    rows = [torch.from_numpy(xyz[:, b]).view(len(xyz), -1) for b in range(BODIES)]
-    frames = torch.from_numpy(np.stack([lo, hi], axis=-1))  # (n, T, 2) rows, file order
-    m = min(chunk, len(used))
-    buffer = torch.empty(m * out_frames * 2 * 3 * JOINTS)
-    p = torch.empty((m, out_frames, 3, JOINTS))
-    rx = torch.empty((m, out_frames, JOINTS))
-    pairs = data.view(np.uint64)[..., 0]  # (n, 3, T, 25): body 1 in the low half, body 2 high
-    with one_thread():
-        for body, picked in enumerate((np.arange(len(used)), np.flatnonzero(two))):
-            for c0 in range(0, len(picked), chunk):
-                k = picked[c0:c0 + chunk]
-                s = used[k]
-                rows_k = frames[k].view(-1)
-                ab = buffer[:len(rows_k) * 3 * JOINTS].view(len(k), out_frames, 2, 3, JOINTS)
-                torch.index_select(rows[body], 0, rows_k, out=ab.view(len(rows_k), -1))
-                planes = track_frames(ab.numpy(), w[k], p, rx)
-                if body == 1:
-                    data[s, :, :, :, 1] = np.stack([q.numpy() for q in planes], 1)
-                    continue
-                run = slice(s[0], s[-1] + 1) if s[-1] - s[0] == len(s) - 1 else s
-                for c, plane in enumerate(planes):
-                    # one pass writes body 1 and zeros for body 2 (little-endian pairs)
-                    bits = plane.numpy().view(np.uint32)
-                    if isinstance(run, slice):
-                        np.copyto(pairs[run, c], bits, casting="unsafe")
-                    else:
-                        pairs[run, c] = bits
-    return data, length.astype(np.int32)
+    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+    check_batch(xyz, offsets)
+    length, lo, hi, w, u, seen, turned = shoulder_pass(
+        xyz, xyz.view(np.uint32), offsets, out_frames, max_frames, long_crop == "centre")
+    cos, sin = rotation_trig(u, seen, turned)
+    data = np.empty((len(length), 3, out_frames, JOINTS, BODIES), np.float32)
+    frames_pass(xyz, lo, hi, w, cos, sin, seen, pairs(data))
+    return data, length

@@ -3,10 +3,15 @@
     python benchmarks/parse_speed.py [DIR ...] [--synthetic N] [--repeat R]
 
 Measures the real sample files (`shared/data/real/ntu`, or ASAR_SHARED) and any
-folder given, plus N synthetic files in the official layout when asked. Both
-readers start from the path (file read included), run in turns, and the best of
-R rounds is kept for each. Times are this process's CPU time, so that other
-programs sharing the machine count less. The outputs are checked equal first.
+folder given, plus N synthetic files in the official layout when asked
+(`write_ntu_dataset(dir, samples=N, classes=10, seed=0)`). Both readers start from
+the path (file read included), run in turns, and the best of R rounds is kept for
+each. Times are this process's CPU time, so that other programs sharing the
+machine count less. The outputs are checked equal first.
+
+Then the cost of the compiled kernel's first call in a fresh process: once with an
+empty numba cache (numba's import, the compilation, the cache written) and once
+with that cache (numba's import and the cache read), as every later process pays.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import importlib.util  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -78,6 +84,29 @@ def measure(label: str, paths: list[Path], reference, rounds: int) -> float:
     return t_ref / t_ours
 
 
+FIRST_CALL = """
+import sys, time
+wall, cpu = time.perf_counter(), time.process_time()
+from asar_data.ntu_format import parse_ntu
+parse_ntu(open(sys.argv[1], "rb").read())
+print(time.perf_counter() - wall, time.process_time() - cpu)
+"""
+
+
+def first_call_seconds(path: Path) -> list[tuple[float, float]]:
+    """(wall, CPU) seconds to import the reader and parse one file in a fresh process:
+    with an empty numba cache (it compiles), then with the cache that run wrote."""
+    times = []
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        for _ in range(2):
+            out = subprocess.run([sys.executable, "-c", FIRST_CALL, str(path)], cwd=REPO,
+                                 env=env, capture_output=True, text=True, check=True)
+            wall, cpu = map(float, out.stdout.split())
+            times.append((wall, cpu))
+    return times
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dirs", nargs="*", type=Path, help="more folders of .skeleton files")
@@ -94,7 +123,7 @@ def main() -> int:
         if args.synthetic:
             from asar_data.synth import write_ntu_dataset
 
-            write_ntu_dataset(tmp, samples=args.synthetic, classes=60, seed=0)
+            write_ntu_dataset(tmp, samples=args.synthetic, classes=10, seed=0)
             sets.append(("synthetic NTU-60 files (seed 0)", Path(tmp)))
         for label, folder in sets:
             paths = sorted(folder.rglob("*.skeleton"))
@@ -102,6 +131,12 @@ def main() -> int:
                 print(f"{label}: no .skeleton files under {folder}")
                 continue
             measure(label, paths, reference, args.repeat)
+    sample = min((SHARED / "data" / "real" / "ntu").glob("*.skeleton"), default=None)
+    if sample is not None:
+        (compile_wall, compile_cpu), (cached_wall, cached_cpu) = first_call_seconds(sample)
+        print(f"first call in a fresh process (import + one file), wall / CPU:\n"
+              f"  empty numba cache (compiles) {compile_wall:6.2f} s {compile_cpu:6.2f} s\n"
+              f"  cached                       {cached_wall:6.2f} s {cached_cpu:6.2f} s")
     return 0
 
 

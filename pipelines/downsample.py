@@ -48,7 +48,7 @@ def downsample_shard(
         xyz, body_id, offsets = raw.frames(start_, stop)
         xyz = denoise(xyz, body_id, offsets)
     else:
-        xyz, _, offsets = raw.frames(start_, stop, bodies=2)  # only the slots used
+        xyz, _, offsets = raw.frames(start_, stop, bodies=2, ids=False)  # only what is used
     data, valid_length = to_frames(xyz, offsets, out_frames=frames, long_crop=long_crop)
     frames_store.write_block(out_location, start_, data, valid_length)
     return {"samples": stop - start_, "empty": int((valid_length == 0).sum())}

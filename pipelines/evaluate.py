@@ -131,25 +131,34 @@ def resolve_weights(ws: Workspace, dataset: str, spec: str | None) -> str | None
                           f"(no {ckpt})")
 
 
-def weights_input(location: str | None) -> Input:
-    """The weights as a stage input: name/size/mtime fingerprint, or the random-init marker."""
+def weights_input(ws: Workspace, location: str | None) -> Input:
+    """The weights as a stage input: name/size/mtime fingerprint, or the random-init marker.
+
+    Files inside the workspace are recorded relative to its root (a moved workspace stays
+    valid)."""
     if location is None:
         return Input("random-init", digest("random-init"), "value")
     from asar_model.checkpoint import CheckpointError
 
     try:
-        return Input(location, file_fingerprint(location), "file")
+        return Input(ws.relative(location), file_fingerprint(location), "file")
     except (FileNotFoundError, OSError) as e:
         raise CheckpointError(f"weights file {location} not found") from e
 
 
 def frames_input(ws: Workspace, dataset: str, frames: int) -> Input:
-    """The frames store as a stage input; a missing or incomplete one names the command."""
+    """The frames store as a stage input (location relative to the workspace root); a
+    missing or incomplete one raises a WorkspaceError naming the command to run."""
     out = ws.frames(dataset, frames)
     m = ws.complete_manifest(
         out, f"{frames}-frame store of {dataset}",
         f"asar-cli downsample {dataset}" + ("" if frames == 50 else f" --frames {frames}"))
-    return Input(out.store, m.fingerprint, "store")
+    return Input(ws.relative(out.store), m.fingerprint, "store")
+
+
+def frames_location(ws: Workspace, dataset: str, frames: int = 50) -> str:
+    """Where the complete frames store is (raises like `frames_input` when it is not)."""
+    return ws.resolve(frames_input(ws, dataset, frames).location)
 
 
 def stage_params(cfg: Mapping[str, Any], **options: Any) -> dict[str, Any]:
@@ -382,7 +391,20 @@ def write_outputs(eval_dir: str, result: Mapping[str, Any], scores: Any) -> None
     write_png(storage.join(eval_dir, "confusion.png"),
               confusion_image(np.asarray(result["confusion"])))
     storage.write_text(storage.join(eval_dir, "result.json"),
-                       json.dumps(result, indent=1, allow_nan=False) + "\n")
+                       json.dumps(finite(result), indent=1, allow_nan=False) + "\n")
+
+
+def finite(obj: Any) -> Any:
+    """A copy of a JSON tree with NaN and infinities (a diverged loss) replaced by None."""
+    import math
+
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [finite(v) for v in obj]
+    return obj
 
 
 def read_result(eval_dir: str) -> dict[str, Any]:
@@ -444,8 +466,9 @@ def evaluate_stream(ws: Workspace, cfg: Mapping[str, Any], weights: str | None, 
     frames = int(cfg.get("frames", 50))
     name = name or default_name(protocol, stream, weights, k, label_fraction, seed)
     eval_dir = ws.eval_dir(dataset, name)
-    inputs = {"frames": frames_input(ws, dataset, frames), "weights": weights_input(weights)}
-    options = {"protocol": protocol, "stream": stream, "weights": weights,
+    inputs = {"frames": frames_input(ws, dataset, frames),
+              "weights": weights_input(ws, weights)}
+    options = {"protocol": protocol, "stream": stream, "weights": inputs["weights"].location,
                "k": k if protocol == "knn" else None,
                "label_fraction": label_fraction if protocol == "semi" else None}
     run = plan(EVALUATE, storage.join(eval_dir, "manifest.json"),
@@ -458,7 +481,7 @@ def evaluate_stream(ws: Workspace, cfg: Mapping[str, Any], weights: str | None, 
     storage.remove(eval_dir)
     storage.makedirs(eval_dir)
     log = ShardLog(run, 1)
-    result = compute(cfg, inputs["frames"].location, weights, protocol, stream, k,
+    result = compute(cfg, ws.resolve(inputs["frames"].location), weights, protocol, stream, k,
                      label_fraction, progress, eval_dir)
     log.done([0])
     log.finish({"top1": result["accuracy"]["top1"], "top5": result["accuracy"]["top5"],
@@ -505,7 +528,7 @@ def compute(cfg: Mapping[str, Any], store_location: str, weights: str | None, pr
         "seconds": {**out["seconds"], "total": round(time.perf_counter() - t0, 3)},
     }
     write_outputs(eval_dir, result, out["scores"])
-    return result
+    return finite(result)
 
 
 def evaluate_all(ws: Workspace, cfg: Mapping[str, Any],
@@ -523,7 +546,7 @@ def evaluate_all(ws: Workspace, cfg: Mapping[str, Any],
     seed = int(cfg.get("seed", 0))
     name = name or default_name(protocol, ALL, per, k, label_fraction, seed)
     eval_dir = ws.eval_dir(dataset, name)
-    inputs = {s: Input(r.eval_dir, _manifest_fingerprint(r.eval_dir), "folder")
+    inputs = {s: Input(ws.relative(r.eval_dir), _manifest_fingerprint(r.eval_dir), "store")
               for s, r in subs.items()}
     params = {"protocol": protocol, "streams": list(STREAMS), "ensemble": "mean of scores"}
     run = plan(EVALUATE, storage.join(eval_dir, "manifest.json"),
@@ -534,9 +557,10 @@ def evaluate_all(ws: Workspace, cfg: Mapping[str, Any],
     storage.remove(eval_dir)
     storage.makedirs(eval_dir)
     log = ShardLog(run, 1)
-    store = frames_input(ws, dataset, int(cfg.get("frames", 50))).location
+    store = frames_location(ws, dataset, int(cfg.get("frames", 50)))
     result, scores = ensemble_result(subs, protocol, store)
     write_outputs(eval_dir, result, scores)
+    result = finite(result)
     log.done([0])
     log.finish({"top1": result["accuracy"]["top1"], "top5": result["accuracy"]["top5"]})
     return EvalResult(dataset, benchmark, protocol, ALL, eval_dir, run.action, run.reason,
@@ -594,7 +618,7 @@ def split_features(ws: Workspace, dataset: str, benchmark: str, split: str,
     progress = progress or Progress()
     if split not in ("train", "test"):
         raise ConfigError(f"split must be train or test, not {split!r}")
-    store_loc = frames_input(ws, dataset, frames).location
+    store_loc = frames_location(ws, dataset, frames)
     cfg = {"model_args": dict(model_args or {}), "test_batch_size": batch_size}
     splits = open_splits(store_loc, benchmark, cfg)
     idx = getattr(splits, split)
@@ -627,25 +651,24 @@ def tsne_figure(ws: Workspace, dataset: str, benchmark: str, weights: str | None
                 split: str = "test", perplexity: float = 30.0, iterations: int = 750,
                 size: int = 800, **options: Any) -> dict[str, Any]:
     """t-SNE of a seeded random subset of ``samples`` embeddings of a split, coloured by
-    class, written as a PNG to ``out``. Returns a summary (points, classes, seconds)."""
+    class, written as a PNG to ``out``. ``options`` as `split_features` (model_args,
+    frames, device, batch_size, progress). Returns a summary (points, classes, seconds)."""
     import numpy as np
     import torch
 
+    from asar_data.frames_store import FramesStore
     from asar_model.tsne import tsne
     from pipelines.figures import scatter_image, write_png
 
     t0 = time.perf_counter()
-    store_loc = frames_input(ws, dataset, int(options.get("frames", 50))).location
-    from asar_data.frames_store import FramesStore
-
-    n = len(FramesStore(store_loc).split(benchmark, split))
-    pick = np.random.default_rng(seed).permutation(n)[:samples]
+    store = FramesStore(frames_location(ws, dataset, int(options.get("frames", 50))))
+    pick = np.random.default_rng(seed).permutation(len(store.split(benchmark, split)))[:samples]
     feats, labels = split_features(ws, dataset, benchmark, split, weights, stream,
                                    indices=pick, seed=seed, **options)
     t1 = time.perf_counter()
     points = tsne(torch.from_numpy(feats), perplexity, iterations, seed=seed).numpy()
-    shuffle = np.random.default_rng(seed).permutation(len(points))   # no class drawn last
-    write_png(out, scatter_image(points[shuffle], labels[shuffle], size=size))
+    order = np.random.default_rng(seed).permutation(len(points))     # no class drawn last
+    write_png(out, scatter_image(points[order], labels[order], size=size))
     return {"png": out, "points": len(points), "classes": int(len(np.unique(labels))),
             "seconds": {"features": round(t1 - t0, 3),
                         "tsne": round(time.perf_counter() - t1, 3)}}

@@ -4,13 +4,31 @@ A task carries its shard id in its dask key (`<stage>-<fingerprint>-<shard>`), a
 every shard function writes its whole output itself (atomically or into chunks no
 other shard touches), so a task that dask reruns after a lost worker is harmless.
 Results returned to the driver are small summaries, never data.
+
+Tasks receive absolute paths or URLs only, so a worker's working directory never
+matters; credentials for object storage come from each worker's own environment
+and are never part of a task. Before a stage runs on an existing cluster, its
+workers are checked to run the same asar version as the driver (the version is
+part of every fingerprint, so a worker with other code would write output the
+manifest misdescribes).
 """
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from pipelines import fingerprint as fingerprints
+from pipelines.fingerprint import package_version
+
+CONNECT_TIMEOUT_S = 30
+WORKER_WAIT_S = 60
+
+
+class ClusterError(ValueError):
+    """The dask cluster cannot run the stage: unreachable, no workers, or other code."""
 
 
 @dataclass(frozen=True)
@@ -56,14 +74,14 @@ class DaskExecutor:
         from distributed import Client, LocalCluster
 
         if self.scheduler:
-            self._client = Client(self.scheduler, timeout="30s")
+            self._client = connect(self.scheduler)
         else:
             self._cluster = LocalCluster(
                 n_workers=self.workers,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
-                silence_logs="error",
+                dashboard_address=":0",  # a free port: never clash with another cluster
+                silence_logs=logging.ERROR,
             )
             self._client = Client(self._cluster)
         return self
@@ -85,6 +103,51 @@ class DaskExecutor:
             futures.append(fut)
         for fut in as_completed(futures):
             yield by_key[fut.key], fut.result()
+
+
+def connect(address: str):
+    """A client of the scheduler at `address`, once a worker with this asar version is there."""
+    from distributed import Client
+
+    try:
+        client = Client(address, timeout=f"{CONNECT_TIMEOUT_S}s")
+    except OSError as e:
+        raise ClusterError(
+            f"cannot reach the dask scheduler at {address} ({e}): check the address, "
+            "or start one with `dask scheduler`"
+        ) from e
+    try:
+        client.wait_for_workers(1, timeout=WORKER_WAIT_S)
+        check_worker_versions(client, address)
+    except BaseException as e:
+        client.close()
+        if isinstance(e, TimeoutError):
+            raise ClusterError(
+                f"no worker joined the dask scheduler at {address} within {WORKER_WAIT_S} s: "
+                f"start some with `dask worker {address}`"
+            ) from e
+        raise
+    return client
+
+
+def check_worker_versions(client: Any, address: str) -> None:
+    """Refuse a cluster whose workers cannot import asar or run another version of it."""
+    here = package_version()
+    try:
+        there = client.run(fingerprints.package_version)  # sent by name: the worker's own
+    except Exception as e:
+        raise ClusterError(
+            f"workers of {address} cannot run asar code ({type(e).__name__}: {e}): "
+            f"install asar {here} in every worker's environment"
+        ) from e
+    wrong = {w: v for w, v in sorted(there.items()) if v != here}
+    if wrong:
+        w, v = next(iter(wrong.items()))
+        more = f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""
+        raise ClusterError(
+            f"worker {w}{more} of {address} runs asar {v}, this command asar {here}: "
+            "install the same version everywhere"
+        )
 
 
 def default_workers() -> int:

@@ -324,8 +324,13 @@ def ingest_ntu(
     force: bool = False,
     progress: Progress | None = None,
     shard_files: int = NTU_SHARD_FILES,
+    name: str | None = None,
 ) -> IngestResult:
-    """Ingest a folder of NTU `.skeleton` files (searched recursively) into `<dataset>/raw.zarr`."""
+    """Ingest a folder of NTU `.skeleton` files (searched recursively) into `<dataset>/raw.zarr`.
+
+    `name` stores the dataset under another name (e.g. the demo's synthetic `synth60`,
+    so that it never replaces a real ntu60 store); its benchmarks stay `dataset`'s.
+    """
     from asar_data.names import missing_samples, parse_ntu_name
 
     progress = progress or Progress()
@@ -364,16 +369,17 @@ def ingest_ntu(
         raise ValueError(f"no NTU .skeleton sample files found under {raw}")
     fp, _ = tree_fingerprint(raw)
     spec = DATASETS[dataset]
+    store_name = name or dataset
     params = {"dataset": dataset, "format": "ntu", "bodies": bodies,
               "skip_missing": skip_missing, "shard_files": shard_files}
     shards = [[loc for _, loc, _ in samples[i:i + shard_files]]
               for i in range(0, len(samples), shard_files)]
-    attrs = {"dataset": dataset, "kind": "ntu", "ntu_dataset": dataset,
+    attrs = {"dataset": store_name, "kind": "ntu", "ntu_dataset": dataset,
              "long_crop": spec.long_crop, "benchmarks": list(spec.benchmarks),
              "default_benchmark": spec.default_benchmark, "classes": spec.classes,
              "source": raw}
     return run_ingest(
-        ws, dataset, params, {"raw": Input(raw, fp, "folder")}, shards,
+        ws, store_name, params, {"raw": Input(raw, fp, "folder")}, shards,
         lambda files, part_loc: (ntu_shard, (files, bodies, part_loc)),
         lambda i: len(shards[i]), attrs, problems,
         {"ignored_files": len(ignored) + len(outside), "missing_list_skipped": len(on_list),

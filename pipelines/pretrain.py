@@ -6,6 +6,14 @@ per epoch) and `manifest.json` (an epoch is a shard). The same command started
 again resumes after the last finished epoch; every random choice of an epoch
 (batch order, augmentation, BN shuffle, k-means seeds, dropout) is drawn from
 generators seeded by (seed, epoch), so a resumed run repeats an uninterrupted one.
+
+Under torchrun (`torchrun --nproc-per-node N -m cli pretrain ...`) the stage trains on
+N ranks with DistributedDataParallel (`asar_model.distributed`): the global batch stays
+`batch_size`, each rank takes its block of `batch_size / N` rows of the batch a single
+process would draw, with the augmentation a single process would give those rows;
+keys, the BN shuffle and active sampling work across ranks as in MoCo. Rank 0 alone
+writes the run folder; the checkpoint holds the whole state, so a run resumes on any
+number of ranks.
 """
 from __future__ import annotations
 
@@ -56,9 +64,17 @@ def fingerprint_params(cfg: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in cfg.items() if k not in RUNTIME_KEYS}
 
 
-def pick_device(name: str | None):
+def pick_device(name: str | None, local_rank: int | None = None):
+    """The training device. Under torchrun (``local_rank`` given): cuda:LOCAL_RANK or the CPU."""
     import torch
 
+    if local_rank is not None:
+        from asar_model.distributed import device_for
+
+        try:
+            return device_for(name, local_rank)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     if name in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(name)
@@ -82,12 +98,32 @@ def load_checkpoint(location: str) -> dict[str, Any]:
                       weights_only=True)
 
 
-def build_learner(cfg: dict[str, Any]):
+def build_learner(cfg: dict[str, Any], distributed: bool = False):
+    """The ASAR learner of ``model_args``; the torch.distributed one on several ranks."""
     from asar_model.learner import ASAR
 
     args = dict(cfg.get("model_args") or {})
     args.pop("base_encoder", None)
+    if distributed:
+        from asar_model.distributed import DistributedASAR
+
+        return DistributedASAR(**args)
     return ASAR(**args)
+
+
+def augment_rows(x, gen, rows: slice, total: int, padding_ratio: int, shear_amplitude: float):
+    """``normal_augment`` of rows ``rows`` of a global batch of ``total``: the parameters of
+    all ``total`` samples are drawn, in normal_augment's order, and this rank's applied,
+    so a sample is augmented as in a single process. x (b, C, T, V, M) -> same shape."""
+    from asar_data.augment import apply_shear, apply_temporal_crop, crop_starts, shear_matrices
+
+    if padding_ratio > 0:
+        starts = crop_starts(total, x.shape[2], gen, padding_ratio, x.device)[rows]  # (b,)
+        x = apply_temporal_crop(x, starts, padding_ratio)
+    if shear_amplitude > 0:
+        r = shear_matrices(total, gen, shear_amplitude, x.device, x.dtype)[rows]  # (b, 3, 3)
+        x = apply_shear(x, r)
+    return x
 
 
 def _check_run_dir(run, run_dir: str, force: bool) -> None:
@@ -109,16 +145,35 @@ def pretrain(
     force: bool = False,
     progress: Progress | None = None,
 ) -> PretrainResult:
-    """Run (or resume, or skip) a pre-training run described by a resolved config."""
+    """Run (or resume, or skip) a pre-training run described by a resolved config.
+
+    Started by torchrun (or inside an initialised process group of several ranks), every
+    rank calls this; rank 0 writes the run folder while the others wait at barriers.
+    """
+    from asar_model import distributed
+
+    device = pick_device(cfg.get("device"), distributed.local_rank())
+    ranks = distributed.setup(device)
+    try:
+        return _pretrain(ws, cfg, run_name, force, progress, device, ranks)
+    finally:
+        distributed.teardown(ranks)
+
+
+def _pretrain(ws: Workspace, cfg: dict[str, Any], run_name: str, force: bool,
+              progress: Progress | None, device, ranks) -> PretrainResult:
     import numpy as np
     import torch
 
     from asar_data.augment import normal_augment
     from asar_data.frames_store import FramesStore
-    from asar_data.loader import make_source
+    from asar_data.loader import make_source, rank_rows
     from asar_data.streams import to_stream
+    from asar_model import distributed
 
-    progress = progress or Progress()
+    lead = ranks is None or ranks.lead
+    rank, world = (0, 1) if ranks is None else (ranks.rank, ranks.world_size)
+    progress = (progress or Progress()) if lead else Progress()
     dataset, benchmark = cfg["dataset"], cfg["benchmark"]
     frames = int(cfg.get("frames", 50))
     store_out = ws.frames(dataset, frames)
@@ -137,19 +192,26 @@ def pretrain(
         progress.note(f"pretrain: run {run_dir} is complete ({epochs} epochs) - skipped")
         return PretrainResult(dataset, benchmark, run_dir, "skip", run.reason,
                               run.manifest.summary)
-    if run.action == "start":
-        storage.remove(run_dir)
-    storage.makedirs(run_dir)
-    storage.write_text(storage.join(run_dir, "config.yaml"), dump(cfg))
-    log = ShardLog(run, epochs)
+    batch = int(cfg["batch_size"])
+    if batch % world:
+        raise ConfigError(f"batch_size {batch} does not split over {world} ranks: give a "
+                          f"multiple of {world} (it is the global batch, {world} ranks share it)")
+    distributed.barrier(ranks)  # every rank has read the old manifest before rank 0 writes
+    log = None
+    if lead:
+        if run.action == "start":
+            storage.remove(run_dir)
+        storage.makedirs(run_dir)
+        storage.write_text(storage.join(run_dir, "config.yaml"), dump(cfg))
+        log = ShardLog(run, epochs)
+    distributed.barrier(ranks)
 
     seed = int(cfg.get("seed", 0))
     if cfg.get("deterministic"):
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
-    device = pick_device(cfg.get("device"))
     torch.manual_seed(seed)
-    model = build_learner(cfg).to(device)
+    model = build_learner(cfg, distributed=ranks is not None).to(device)
     optimizer = torch.optim.SGD(
         [p for p in model.parameters() if p.requires_grad], lr=float(cfg["base_lr"]),
         momentum=float(cfg.get("momentum", 0.9)), weight_decay=float(cfg["weight_decay"]),
@@ -166,8 +228,9 @@ def pretrain(
         history = [json.loads(line) for line in _read_metrics(run_dir)][:start_epoch]
         progress.note(f"pretrain: resuming {run_dir} after epoch {start_epoch}")
     # epochs the manifest lists beyond the checkpoint (a kill between the two writes) are redone
-    log.manifest.shards_done = [e for e in log.manifest.shards_done if e < start_epoch]
-    log.flush()
+    if log is not None:
+        log.manifest.shards_done = [e for e in log.manifest.shards_done if e < start_epoch]
+        log.flush()
 
     store = FramesStore(store_out.store)
     train_idx = store.split(benchmark, "train")
@@ -180,34 +243,40 @@ def pretrain(
     shear_amp = float(feeder.get("shear_amplitude", 0.5))
     pad_ratio = int(feeder.get("temperal_padding_ratio", 6))
     stream = cfg.get("stream", "joint")
-    batch = int(cfg["batch_size"])
     steps = len(source) // batch
+    rows = rank_rows(batch, rank, world)
     amp = cfg.get("amp") in ("bf16", True) and device.type == "cuda"
-    step_fn = model
+    step_fn = model if ranks is None else distributed.wrap(model, device)
     if cfg.get("compile") and device.type == "cuda":
-        step_fn = torch.compile(model)
-    tb = _tensorboard(run_dir) if cfg.get("tensorboard", True) else None
+        step_fn = torch.compile(step_fn)
+    tb = _tensorboard(run_dir) if lead and cfg.get("tensorboard", True) else None
+    where = f"{device}" if ranks is None else f"{world} ranks ({ranks.backend}, {device.type})"
     progress.note(
         f"pretrain {dataset} {benchmark}: {len(train_idx)} samples, {steps} steps/epoch, "
-        f"{epochs} epochs on {device}, data {type(source).__name__}"
+        f"{epochs} epochs on {where}, data {type(source).__name__}"
     )
+
+    def augment(x):
+        if ranks is None:
+            return normal_augment(x, gen, padding_ratio=pad_ratio, shear_amplitude=shear_amp)
+        return augment_rows(x, gen, rows, batch, pad_ratio, shear_amp)
+
     t_run = time.perf_counter()
     for epoch in range(start_epoch, epochs):
         lr = learning_rate(cfg, epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
         gen = torch.Generator(device=device).manual_seed(epoch_seed(seed, epoch, "data"))
-        torch.manual_seed(epoch_seed(seed, epoch, "dropout"))
+        # dropout masks: rank 0 draws a single process's stream, each other rank its own
+        torch.manual_seed(epoch_seed(seed, epoch, "dropout" if rank == 0 else f"dropout/{rank}"))
         model.train()
         loss_sum = torch.zeros((), device=device)
         c_sum = torch.zeros((), device=device)
         t0 = time.perf_counter()
         with progress.bar(f"epoch {epoch + 1}/{epochs}", total=steps, unit="steps") as bar:
-            for i, (x, _) in enumerate(source.batches(batch, gen)):
-                v1 = to_stream(normal_augment(x, gen, padding_ratio=pad_ratio,
-                                              shear_amplitude=shear_amp), stream)
-                v2 = to_stream(normal_augment(x, gen, padding_ratio=pad_ratio,
-                                              shear_amplitude=shear_amp), stream)
+            for i, (x, _) in enumerate(source.batches(batch, gen, rank=rank, world_size=world)):
+                v1 = to_stream(augment(x), stream)
+                v2 = to_stream(augment(x), stream)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                     loss, stats = step_fn(v1, v2, epoch=epoch, generator=gen)
                 optimizer.zero_grad(set_to_none=True)
@@ -216,7 +285,7 @@ def pretrain(
                 loss_sum += stats["loss"].float()
                 c_sum += stats["relabel_c"].float()
                 if (i + 1) % int(cfg.get("log_every", 10)) == 0 or i + 1 == steps:
-                    mean = (loss_sum / (i + 1)).item()
+                    mean = (distributed.mean_over_ranks(loss_sum, ranks) / (i + 1)).item()
                     if not math.isfinite(mean):
                         raise NonFiniteLoss(
                             f"loss became {mean} in epoch {epoch + 1}, step {i + 1}: stopped; "
@@ -226,32 +295,22 @@ def pretrain(
                     bar.update(completed=i + 1, loss=f"{mean:.4f}", lr=f"{lr:g}",
                                samples_s=f"{rate:.0f}")
         seconds = time.perf_counter() - t0
-        mean_loss = (loss_sum / max(steps, 1)).item()
+        mean_loss = (distributed.mean_over_ranks(loss_sum, ranks) / max(steps, 1)).item()
         if not math.isfinite(mean_loss):
-            raise NonFiniteLoss(f"loss became {mean_loss} in epoch {epoch + 1}: stopped; the "
-                                f"last good checkpoint (after epoch {epoch}) is kept in {ckpt_path}")
-        record = {"epoch": epoch + 1, "loss": mean_loss, "lr": lr,
-                  "relabel_c": (c_sum / max(steps, 1)).item(),
+            raise NonFiniteLoss(
+                f"loss became {mean_loss} in epoch {epoch + 1}: stopped; the last good "
+                f"checkpoint (after epoch {epoch}) is kept in {ckpt_path}")
+        mean_c = (distributed.mean_over_ranks(c_sum, ranks) / max(steps, 1)).item()
+        record = {"epoch": epoch + 1, "loss": mean_loss, "lr": lr, "relabel_c": mean_c,
                   "active_sampling": epoch >= int(get_key(cfg, "model_args.active_epoch", 150)),
                   "seconds": round(seconds, 3), "samples_per_s": round(steps * batch / seconds, 1)}
+        if ranks is not None:
+            record["world_size"] = world
         history.append(record)
-        rng = {"torch": torch.get_rng_state()}
-        save_checkpoint(ckpt_path, {
-            "format": CHECKPOINT_FORMAT, "epoch": epoch + 1, "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(), "rng": rng, "config": cfg,
-            "dataset": dataset, "benchmark": benchmark,
-        })
-        interval = int(cfg.get("save_interval") or 0)
-        if interval and (epoch + 1) % interval == 0 and epoch + 1 < epochs:
-            storage.write_bytes(storage.join(run_dir, f"epoch{epoch + 1:03d}.pt"),
-                                storage.read_bytes(ckpt_path))
-        storage.write_text(storage.join(run_dir, "metrics.jsonl"),
-                           "".join(json.dumps(r) + "\n" for r in history))
-        if tb is not None:
-            for k in ("loss", "lr", "relabel_c", "samples_per_s"):
-                tb.add_scalar(f"pretrain/{k}", record[k], epoch + 1)
-        log.done([epoch])
-        log.flush()
+        if lead:
+            _save_epoch(cfg, run_dir, ckpt_path, epoch, epochs, model, optimizer, history, tb,
+                        log)
+        distributed.barrier(ranks)  # the others go on once epoch + 1 is on disk
     if tb is not None:
         tb.close()
     summary = {
@@ -262,8 +321,35 @@ def pretrain(
         else None,
         "checkpoint": ckpt_path,
     }
-    log.finish(summary)
+    if log is not None:
+        log.finish(summary)
+    distributed.barrier(ranks)
     return PretrainResult(dataset, benchmark, run_dir, run.action, run.reason, summary)
+
+
+def _save_epoch(cfg: dict[str, Any], run_dir: str, ckpt_path: str, epoch: int, epochs: int,
+                model, optimizer, history: list[dict[str, Any]], tb, log: ShardLog) -> None:
+    """Rank 0's writes after an epoch: checkpoint, snapshot, metrics, tensorboard, manifest."""
+    import torch
+
+    record = history[-1]
+    rng = {"torch": torch.get_rng_state()}
+    save_checkpoint(ckpt_path, {
+        "format": CHECKPOINT_FORMAT, "epoch": epoch + 1, "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(), "rng": rng, "config": cfg,
+        "dataset": cfg["dataset"], "benchmark": cfg["benchmark"],
+    })
+    interval = int(cfg.get("save_interval") or 0)
+    if interval and (epoch + 1) % interval == 0 and epoch + 1 < epochs:
+        storage.write_bytes(storage.join(run_dir, f"epoch{epoch + 1:03d}.pt"),
+                            storage.read_bytes(ckpt_path))
+    storage.write_text(storage.join(run_dir, "metrics.jsonl"),
+                       "".join(json.dumps(r) + "\n" for r in history))
+    if tb is not None:
+        for k in ("loss", "lr", "relabel_c", "samples_per_s"):
+            tb.add_scalar(f"pretrain/{k}", record[k], epoch + 1)
+    log.done([epoch])
+    log.flush()
 
 
 def _read_metrics(run_dir: str) -> list[str]:

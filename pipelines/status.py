@@ -28,60 +28,73 @@ class StageStatus:
     updated: float | None
 
 
-def _input_changed(ws: Workspace, name: str, rec: dict, cache: dict[str, tuple[str, str]]
-                   ) -> str | None:
-    """Why a recorded input no longer matches (None when it still does)."""
-    kind, loc, fp = rec.get("kind"), ws.resolve(rec.get("location", "")), rec.get("fingerprint")
-    try:
-        if kind == "folder":
-            if not storage.isdir(loc):
-                return f"input {name} ({loc}) is gone"
-            now = tree_fingerprint(loc)[0]
-        elif kind == "file":
-            now = file_fingerprint(loc)
-        elif kind == "store":
-            state, producer_fp = cache.get(loc, ("missing", ""))
-            if state == "missing":
-                return f"input {name} ({loc}) is missing"
-            if state != "complete":
-                return f"upstream {name} is {state}"
-            now = producer_fp
+class _Checker:
+    """Checks every output once, upstream first, whatever order they are listed in."""
+
+    def __init__(self, ws: Workspace, outputs: dict[str, tuple[str, str]]):
+        self.ws = ws
+        self.outputs = outputs  # output location -> (manifest path, dataset)
+        self.done: dict[str, StageStatus] = {}
+        self.fingerprints: dict[str, str] = {}
+
+    def state_of(self, output: str) -> tuple[str, str]:
+        """(state, producer fingerprint) of an output; ("missing", "") when unknown."""
+        if output not in self.done:
+            if output not in self.outputs:
+                return "missing", ""
+            self.done[output] = self.check(output)
+        return self.done[output].state, self.fingerprints.get(output, "")
+
+    def input_changed(self, name: str, rec: dict) -> str | None:
+        """Why a recorded input no longer matches (None when it still does)."""
+        kind, fp = rec.get("kind"), rec.get("fingerprint")
+        loc = self.ws.resolve(rec.get("location", ""))
+        try:
+            if kind == "folder":
+                if not storage.isdir(loc):
+                    return f"input {name} ({loc}) is gone"
+                now = tree_fingerprint(loc)[0]
+            elif kind == "file":
+                now = file_fingerprint(loc)
+            elif kind == "store":
+                state, now = self.state_of(loc)
+                if state == "missing":
+                    return f"input {name} ({loc}) is missing"
+                if state != "complete":
+                    return f"upstream {name} is {state}"
+            else:
+                return None
+        except FileNotFoundError:
+            return f"input {name} ({loc}) is gone"
+        return None if now == fp else f"input {name} changed ({loc})"
+
+    def check(self, output: str) -> StageStatus:
+        manifest_path, dataset = self.outputs[output]
+        m = Manifest.load(manifest_path)
+        if m is None:
+            return StageStatus(dataset, "?", output, "missing", "", 0, None)
+        self.fingerprints[output] = m.fingerprint
+        size = storage.tree_size(output)
+        stage = ALL.get(m.stage)
+        reasons = []
+        if stage is not None and stage.code_version != m.code_version:
+            reasons.append(f"code version changed ({m.code_version} -> {stage.code_version})")
+        for name, rec in m.inputs.items():
+            why = self.input_changed(name, rec)
+            if why:
+                reasons.append(why)
+        if not m.complete:
+            done, total = m.progress
+            state, detail = "partial", f"{done}/{total} shards done"
+            if reasons:
+                detail += "; " + "; ".join(reasons)
+        elif not storage.exists(output):
+            state, detail = "missing", "manifest says complete but the output is gone"
+        elif reasons:
+            state, detail = "stale", "; ".join(reasons)
         else:
-            return None
-    except FileNotFoundError:
-        return f"input {name} ({loc}) is gone"
-    return None if now == fp else f"input {name} changed ({loc})"
-
-
-def check(ws: Workspace, manifest_path: str, output: str, dataset: str, cache: dict
-          ) -> StageStatus:
-    """The status of one output; records (state, fingerprint) in cache for downstream checks."""
-    m = Manifest.load(manifest_path)
-    if m is None:
-        cache[output] = ("missing", "")
-        return StageStatus(dataset, "?", output, "missing", "", 0, None)
-    size = storage.tree_size(output)
-    stage = ALL.get(m.stage)
-    reasons = []
-    if stage is not None and stage.code_version != m.code_version:
-        reasons.append(f"code version changed ({m.code_version} -> {stage.code_version})")
-    for name, rec in m.inputs.items():
-        why = _input_changed(ws, name, rec, cache)
-        if why:
-            reasons.append(why)
-    if not m.complete:
-        done, total = m.progress
-        state, detail = "partial", f"{done}/{total} shards done"
-        if reasons:
-            detail += "; " + "; ".join(reasons)
-    elif not storage.exists(output):
-        state, detail = "missing", "manifest says complete but the output is gone"
-    elif reasons:
-        state, detail = "stale", "; ".join(reasons)
-    else:
-        state, detail = "complete", _summary_line(m)
-    cache[output] = (state, m.fingerprint)
-    return StageStatus(dataset, m.stage, output, state, detail, size, m.finished or m.updated)
+            state, detail = "complete", _summary_line(m)
+        return StageStatus(dataset, m.stage, output, state, detail, size, m.finished or m.updated)
 
 
 def _summary_line(m: Manifest) -> str:
@@ -99,22 +112,23 @@ def _summary_line(m: Manifest) -> str:
 
 
 def workspace_status(ws: Workspace) -> list[StageStatus]:
-    """Every stage output of every dataset, upstream first."""
-    rows: list[StageStatus] = []
-    cache: dict = {}
+    """Every stage output of every dataset, in pipeline order."""
+    outputs: dict[str, tuple[str, str]] = {}
     for ds in storage.list_dirs(ws.root):
         raw = ws.raw(ds)
-        outputs = [(raw.manifest, raw.store)]
-        outputs += [(o.manifest, o.store) for _, o in ws.frames_outputs(ds)]
+        found = [(raw.manifest, raw.store)]
+        found += [(o.manifest, o.store) for _, o in ws.frames_outputs(ds)]
         for kind in ("runs", "eval"):
             for name in storage.list_dirs(ws.path(ds, kind)):
                 d = ws.path(ds, kind, name)
-                outputs.append((storage.join(d, "manifest.json"), d))
-        for manifest_path, output in outputs:
-            if not storage.exists(manifest_path):
-                continue
-            rows.append(check(ws, manifest_path, output, ds, cache))
-    return rows
+                found.append((storage.join(d, "manifest.json"), d))
+        for manifest_path, output in found:
+            if storage.exists(manifest_path):
+                outputs[output] = (manifest_path, ds)
+    checker = _Checker(ws, outputs)
+    for output in outputs:
+        checker.state_of(output)
+    return [checker.done[o] for o in outputs]
 
 
 def human_size(n: int) -> str:

@@ -7,6 +7,7 @@ object storage a single PUT is already all-or-nothing.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import tempfile
@@ -38,9 +39,19 @@ def normalise(location: str) -> str:
 
 
 def _fs(location: str):
+    """(filesystem, path) of a URL, its listing cache dropped for that path.
+
+    fsspec filesystems cache folder listings per process and never expire them, so
+    a file that a worker process (or another machine) wrote after the first listing
+    would stay invisible to `exists` and `list_files` here. Each call asks the store.
+    Credentials come from the filesystem's own configuration (for S3: the AWS
+    environment variables or files), never from the URL or from this module.
+    """
     import fsspec
 
-    return fsspec.core.url_to_fs(location)
+    fs, path = fsspec.core.url_to_fs(location)
+    fs.invalidate_cache(path)
+    return fs, path
 
 
 def exists(location: str) -> bool:
@@ -181,10 +192,8 @@ def tree_size(location: str) -> int:
     total = 0
     for root, _dirs, files in os.walk(location):
         for name in files:
-            try:
+            with contextlib.suppress(OSError):  # a file removed while walking
                 total += os.path.getsize(os.path.join(root, name))
-            except OSError:
-                pass
     return total
 
 

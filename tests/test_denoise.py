@@ -10,22 +10,23 @@ SHAPE = np.random.default_rng(0).normal(0.0, 0.08, size=(25, 3)) + np.stack(
 
 
 def _upright(t: int, activity: float, x: float = 0.0) -> np.ndarray:
-    """(t, 25, 3) float32: a standing person swaying along x by `activity` metres."""
+    """(t, 3, 25) float32 planes: a standing person swaying along x by `activity` metres."""
     sway = activity * np.sin(np.arange(t) / 3.0)[:, None, None] * np.array([1.0, 0.0, 0.3])
-    return (SHAPE + [x, 0.0, 3.0] + sway).astype(np.float32)
+    return np.ascontiguousarray((SHAPE + [x, 0.0, 3.0] + sway).astype(np.float32)
+                                .transpose(0, 2, 1))
 
 
 def _lying(t: int, activity: float) -> np.ndarray:
-    """(t, 25, 3) float32: wide rather than tall (x-spread > 0.8 y-spread)."""
-    return _upright(t, activity)[:, :, [1, 0, 2]]
+    """(t, 3, 25) float32: wide rather than tall (x-spread > 0.8 y-spread)."""
+    return _upright(t, activity)[:, [1, 0, 2]]
 
 
 def _scene(frames: int, tracks: list, slots: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """tracks: (body_id, first, joints) in file order -> xyz (F, slots, 25, 3), body_id.
+    """tracks: (body_id, first, joints) in file order -> xyz (F, slots, 3, 25), body_id.
 
     Like the raw store, a frame keeps its first `slots` bodies.
     """
-    xyz = np.zeros((frames, slots, 25, 3), dtype=np.float32)
+    xyz = np.zeros((frames, slots, 3, 25), dtype=np.float32)
     ids = np.zeros((frames, slots), dtype=np.uint64)
     used = np.zeros(frames, dtype=int)
     for body, first, joints in tracks:
@@ -127,7 +128,7 @@ def test_batch_equals_each_sample_alone():
         _scene(60, [(1, 0, _upright(60, 0.05)), (2, 10, _upright(11, 0.5)),
                     (3, 30, _upright(12, 0.02))]),
     ]
-    junk = np.full((3, 3, 25, 3), 7.0, dtype=np.float32)
+    junk = np.full((3, 3, 3, 25), 7.0, dtype=np.float32)
     xyz = np.concatenate([junk] + [s[0] for s in scenes])
     ids = np.concatenate([np.full((3, 3), 5, dtype=np.uint64)] + [s[1] for s in scenes])
     offsets = 3 + np.concatenate([[0], np.cumsum([len(s[0]) for s in scenes])])
@@ -146,8 +147,8 @@ def _one_by_one(xyz, ids):
     def joints(i):
         return np.stack([xyz[f, s] for f, s in tracks[i]])
 
-    def motion(j):
-        return np.var(j.reshape(-1, 3).astype(np.float64), axis=0).sum()
+    def motion(j):  # j: (frames, 3, 25)
+        return np.var(j.transpose(0, 2, 1).reshape(-1, 3).astype(np.float64), axis=0).sum()
 
     alive = {i: motion(joints(i)) for i in tracks}
     if len(alive) > 1:
@@ -157,7 +158,7 @@ def _one_by_one(xyz, ids):
             if len(alive) == 1:
                 break
             j = joints(i)
-            spread = j.max(axis=1) - j.min(axis=1)
+            spread = j.max(axis=2) - j.min(axis=2)
             clean = spread[:, 0] <= 0.8 * spread[:, 1].astype(np.float64)
             if clean.all():
                 continue
@@ -167,7 +168,7 @@ def _one_by_one(xyz, ids):
                 alive[i] = min(alive[i], motion(j[clean]))
     if not alive:
         return xyz[:, :2].copy()
-    out = np.zeros((len(xyz), 2, 25, 3), dtype=np.float32)
+    out = np.zeros((len(xyz), 2, 3, 25), dtype=np.float32)
     intervals = [[0, 0], [0, 0]]
     for k, i in enumerate(sorted(alive, key=alive.get, reverse=True)):
         first, last = tracks[i][0][0], tracks[i][-1][0]
@@ -192,7 +193,7 @@ def test_batch_matches_a_per_sample_loop_on_random_scenes():
             t = int(rng.integers(1, frames - first + 1))
             joints = _upright(t, float(rng.uniform(0.01, 0.5)), x=float(rng.uniform(-1, 1)))
             wide = rng.random(t) < rng.choice([0.0, 0.5, 0.9])
-            joints[wide] = joints[wide][:, :, [1, 0, 2]]
+            joints[wide] = joints[wide][:, [1, 0, 2]]
             tracks.append((int(body), first, joints))
         scenes.append(_scene(frames, tracks, slots=3))
     xyz = np.concatenate([s[0] for s in scenes])
@@ -207,14 +208,14 @@ def _read_with_ids(path, slots: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """xyz and exact 17-digit body IDs of an NTU file (float would round the IDs)."""
     lines = iter(path.read_text().split("\n"))
     frames = int(next(lines))
-    xyz = np.zeros((frames, slots, 25, 3), dtype=np.float32)
+    xyz = np.zeros((frames, slots, 3, 25), dtype=np.float32)
     ids = np.zeros((frames, slots), dtype=np.uint64)
     for f in range(frames):
         for b in range(int(next(lines))):
             body = int(next(lines).split()[0])
             joints = [next(lines).split()[:3] for _ in range(int(next(lines)))]
             if b < slots:
-                xyz[f, b], ids[f, b] = np.array(joints, dtype=np.float64), body
+                xyz[f, b], ids[f, b] = np.array(joints, dtype=np.float64).T, body
     return xyz, ids
 
 

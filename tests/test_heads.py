@@ -18,6 +18,16 @@ from asar_model.heads import (
     train_linear,
 )
 
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny tensors: intra-op threads only add synchronisation (badly so on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 SCORES = torch.tensor([
     [0.9, 0.05, 0.03, 0.02],   # label 0: top-1 hit
     [0.5, 0.3, 0.15, 0.05],    # label 1: second
@@ -157,3 +167,11 @@ def test_linear_probe_drops_the_last_incomplete_batch_by_default(monkeypatch):
     assert len(steps) == 2 + 4                  # 16 + 4 per epoch
     with pytest.raises(ValueError, match="no full batch"):
         train_linear(x_tr[:10], y_tr[:10], x_te, y_te, 4, cfg, seed=0)
+
+
+def test_linear_probe_restores_the_thread_count_it_changes():
+    x_tr, y_tr = toy_features(32, 0)
+    torch.set_num_threads(2)
+    train_linear(x_tr, y_tr, x_tr, y_tr, 4, {**CFG, "num_epoch": 1}, seed=0)
+    assert torch.get_num_threads() == 2
+    torch.set_num_threads(1)

@@ -268,3 +268,196 @@ def test_fast_reader_never_disagrees_with_the_line_reader():
 def test_max_bodies_below_one_is_refused():
     with pytest.raises(ValueError, match="max_bodies"):
         parse_ntu(encode(BASE), max_bodies=0)
+
+
+# ---------------------------------------------------------------- the compiled path
+
+
+def assert_same(a, b, context=None):
+    """Two NtuSkeletons hold the same bits in every field."""
+    for field in ("xyz", "body_id", "body_count"):
+        x, y = getattr(a, field), getattr(b, field)
+        assert x.dtype == y.dtype and x.shape == y.shape, (context, field)
+        assert np.array_equal(x.view(np.uint8), y.view(np.uint8)), (context, field)
+
+
+def first_frames(data: bytes, frames: int) -> bytes:
+    """A real file cut to its first `frames` frames (its frame count rewritten)."""
+    newline = b"\r\n" if b"\r\n" in data else b"\n"
+    lines = data.split(newline)
+    kept, i = [], 1
+    for _ in range(frames):
+        end = i + 1 + 27 * int(lines[i])
+        kept += lines[i:end]
+        i = end
+    return newline.join([str(frames).encode(), *kept]) + newline
+
+
+def number_text(rng: random.Random) -> str:
+    """A decimal text `float` reads: up to 24 digits, a dot anywhere, often an exponent."""
+    digits = "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 24)))
+    if rng.random() < 0.2:
+        digits = "0" * rng.randint(1, 6) + digits
+    text = digits
+    if rng.random() < 0.85:
+        dot = rng.randint(0, len(digits))
+        text = f"{digits[:dot]}.{digits[dot:]}"
+    if rng.random() < 0.5:
+        power = str(rng.choice([rng.randint(0, 25), rng.randint(0, 400)])).zfill(rng.randint(1, 3))
+        text += rng.choice("eE") + rng.choice(["", "+", "-"]) + power
+    return rng.choice(["", "-", "+"]) + text
+
+
+MUTANTS = "0123456789.-+eE \t\r\nx_\x00"
+
+
+def mutate(data: bytes, rng: random.Random) -> bytes:
+    """One random edit: a byte, a whole value or a line."""
+    data = bytearray(data)
+    op = rng.randrange(6)
+    i = rng.randrange(len(data))
+    if op == 0:
+        data[i] = ord(rng.choice(MUTANTS))
+    elif op == 1:
+        del data[i]
+    elif op == 2:
+        data.insert(i, ord(rng.choice(MUTANTS)))
+    elif op == 3:  # a value replaced by another number (or by junk)
+        start = max(data.rfind(b" ", 0, i), data.rfind(b"\n", 0, i)) + 1
+        stop = min(j for j in (data.find(b" ", i), data.find(b"\r", i), data.find(b"\n", i),
+                               len(data)) if j >= 0)
+        text = number_text(rng) if rng.random() < 0.8 else rng.choice(["", "1e", "-", "nan"])
+        data[start:stop] = text.encode()
+    else:  # a line deleted or repeated
+        lines = bytes(data).splitlines(keepends=True)
+        k = rng.randrange(len(lines))
+        lines[k:k + 1] = [] if op == 4 else [lines[k], lines[k]]
+        data = bytearray(b"".join(lines))
+    return bytes(data)
+
+
+def test_compiled_path_agrees_with_the_line_reader_on_mutated_real_files(real_dir):
+    """Random edits of real files: the compiled path declines or gives the line reader's arrays.
+
+    Where the line reader raises, the compiled path must decline (so the error is
+    the line reader's); where it reads the file, the compiled path gives the same bits.
+    """
+    names = ["S001C001P001R001A001", "S001C001P001R001A002", "S001C003P008R002A058",
+             "S017C003P020R002A054"]  # CR LF and LF files, one and two bodies
+    bases = [first_frames((real_dir / "ntu" / f"{n}.skeleton").read_bytes(), 3) for n in names]
+    rng = random.Random(1)
+    accepted = rejected = 0
+    for case in range(400):
+        data = mutate(bases[case % len(bases)], rng)
+        max_bodies = 1 + case % 3
+        fast = ntu_format._parse_fast(data, max_bodies)
+        try:
+            slow = ntu_format._parse_lines(data, max_bodies)
+        except SkeletonFormatError:
+            assert fast is None, data
+            rejected += 1
+            continue
+        if fast is not None:
+            assert_same(fast, slow, data)
+            accepted += 1
+    assert accepted > 150 and rejected > 50, (accepted, rejected)
+
+
+HARD_NUMBERS = [
+    "9007199254740993", "9007199254740993e-5", "9007199254740992.5", "0.1", "0.30000000000000004",
+    "1e22", "1e23", "1e-22", "1e-23", "123456789012345678e-7", "1234567890123456789e-30",
+    "5e-324", "4.9e-324", "2.2250738585072014e-308", "1.7976931348623157e308", "1e400",
+    "-1e-400", "0e999999", "-0.000", "00000000000000000000001.5", "0.0000000000000000000001",
+    "7.", ".7", "+.7E+1", "-7.e-1", "1E-05", "-9.276937E-05", "3.141592653589793238462643",
+]
+
+
+def test_exponents_and_long_mantissas_give_pythons_float_bit_for_bit():
+    rng = random.Random(2)
+    texts = HARD_NUMBERS + [number_text(rng) for _ in range(3000)]
+    texts += [""] * (-len(texts) % 75)
+    texts = [t or "0" for t in texts]
+    triples = [tuple(texts[i:i + 3]) for i in range(0, len(texts), 3)]
+    frames = [[(i, triples[25 * i:25 * i + 25])] for i in range(len(triples) // 25)]
+    data = encode(skeleton_lines(frames))
+    sk = ntu_format._parse_fast(data, 2)
+    assert sk is not None  # read by the kernel, with `float` only for the fix-ups
+    expected = np.array([float(t) for t in texts]).reshape(-1, 25, 3)
+    assert np.array_equal(sk.xyz[:, 0].view(np.uint64), expected.view(np.uint64))
+
+
+def test_exponents_in_unused_values_stay_on_the_compiled_path():
+    tail = "277.419 191.8218 1036.233 519.1677 -1.2E-05 5e-3 +0.9692109 -.1239193 2"
+    lines = [line.replace(JOINT_TAIL, tail) for line in skeleton_lines([[(3, joints(8))]])]
+    sk = ntu_format._parse_fast(encode(lines), 2)
+    assert sk is not None
+    assert_same(sk, ntu_format._parse_lines(encode(lines), 2))
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"], ids=["lf", "crlf", "cr"])
+def test_every_line_end_is_read_by_the_compiled_path_with_the_same_arrays(real_dir, newline):
+    data = first_frames((real_dir / "ntu" / "S001C003P008R002A058.skeleton").read_bytes(), 5)
+    text = data.replace(b"\r\n", b"\n").replace(b"\n", newline.encode())
+    sk = ntu_format._parse_fast(text, 2)
+    assert sk is not None
+    assert_same(sk, ntu_format._parse_lines(data, 2))
+
+
+@pytest.mark.parametrize("variant", [
+    lambda t: t.replace(b" ", b"  "),
+    lambda t: t.replace(b" ", b"\t"),
+    lambda t: t.replace(b"\n", b" \n"),
+    lambda t: t.rstrip(b"\n"),
+], ids=["double-spaces", "tabs", "trailing-spaces", "no-final-newline"])
+def test_unusual_blanks_stay_on_the_compiled_path(variant):
+    data = variant(encode(BASE))
+    sk = ntu_format._parse_fast(data, 2)
+    assert sk is not None
+    assert_same(sk, ntu_format._parse_lines(data, 2))
+
+
+def test_more_fixups_than_the_first_room_are_all_read_with_float():
+    texts = [f"0.{k:03d}0000000000000000{k % 10}" for k in range(150)]  # 20+ digits each
+    body = [tuple(texts[i:i + 3]) for i in range(0, 75, 3)]
+    frames = [[(1, body)], [(2, [tuple(texts[75 + i:75 + i + 3]) for i in range(0, 75, 3)])]]
+    sk = ntu_format._parse_fast(encode(skeleton_lines(frames)), 2)
+    assert sk is not None
+    expected = np.array([float(t) for t in texts]).reshape(2, 25, 3)
+    assert np.array_equal(sk.xyz[:, 0], expected)
+
+
+def test_real_files_read_in_parallel_threads_equal_one_at_a_time(real_dir):
+    from concurrent.futures import ThreadPoolExecutor
+
+    datas = [p.read_bytes() for p in real_skeletons(real_dir)[:8]]
+    alone = [parse_ntu(d, max_bodies=4) for d in datas]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda d: parse_ntu(d, max_bodies=4), datas * 3))
+    for i, sk in enumerate(together):
+        assert_same(sk, alone[i % len(datas)])
+
+
+VALUE_TEXTS = {  # text: read by the compiled path (True), declined but read (None), bad (False)
+    "1.e5": True, "+.5": True, "1e-0": True, "00": True, "-00.00e-00": True, "-1.5E+003": True,
+    "5.": True, "1_0": None, "infinity": None, "nan": None, ".e5": False, "e5": False,
+    "1e": False, "1e+": False, "-": False, ".": False, "-.": False, "1..2": False,
+    "1e5e5": False, "0x1": False, "+-1": False, "1-": False, "1e5.": False,
+}
+
+
+@pytest.mark.parametrize("column", [0, 5], ids=["x", "unused"])
+@pytest.mark.parametrize("text", VALUE_TEXTS, ids=list(VALUE_TEXTS))
+def test_a_value_is_read_by_the_compiled_path_only_in_the_plain_number_forms(text, column):
+    data = encode(edit_token(7, column, text)(BASE))
+    fast = ntu_format._parse_fast(data, 2)
+    expected = VALUE_TEXTS[text]
+    assert (fast is not None) == bool(expected)
+    if expected is False:
+        with pytest.raises(SkeletonFormatError, match="is not a number"):
+            parse_ntu(data)
+    else:
+        sk = parse_ntu(data)  # line 7: joint 3 of the first body
+        if column == 0 and text != "nan":
+            assert sk.xyz[0, 0, 2, 0] == float(text)
+        if fast is not None:
+            assert_same(fast, sk)

@@ -1,0 +1,279 @@
+"""Whole chunks of uncompressed zarr v3 arrays, read and written without zarr.
+
+The stage hot paths (the downsample stage's raw reads and output writes) move a few
+megabytes per task, where zarr's own machinery costs more than the bytes. An array
+stored in zarr v3's plain format is just files, as the zarr v3 specification lays
+them out (`zarr.json` metadata beside them):
+
+- `codecs` is the `bytes` codec alone, little-endian (no compressor, no filter): a
+  chunk file is the chunk's values in C order, nothing else;
+- the chunk grid is `regular` and every chunk is stored at the full chunk shape
+  (an edge chunk is padded, with the fill value here);
+- the chunk key encoding is `default` with the "/" separator: chunk (i, j, ...)
+  of the array at `<array>` is the file `<array>/c/i/j/...`; a missing chunk file
+  reads as the fill value.
+
+`open_plain` reads and checks an array's metadata and returns a `PlainArray` (or
+None when the array is in another format, e.g. compressed); `read` and
+`write_rows` use it and fall back to zarr's API otherwise, so they work on every
+array. Local files go through os (`preadv` into the caller's buffer: one copy);
+URLs through `pipelines.storage` (whole objects). Writes are atomic: a temporary
+file beside the chunk, then a rename (no fsync, as zarr's own local writes).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import uuid
+from dataclasses import dataclass
+from itertools import product
+from typing import Any
+
+import numpy as np
+
+from pipelines import storage
+
+# zarr v3 data types stored as plain little-endian numbers
+PLAIN_TYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
+               "uint64", "float16", "float32", "float64")
+SPECIAL_FLOATS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+@dataclass(frozen=True)
+class PlainArray:
+    """An array stored in the plain format: where its chunks are and how they are laid out.
+
+    location: the array's folder (path or URL); shape, chunks: array and chunk shapes;
+    dtype: little-endian; fill: a 0-d array of dtype, what missing chunks hold.
+    """
+
+    location: str
+    shape: tuple[int, ...]
+    chunks: tuple[int, ...]
+    dtype: np.dtype
+    fill: np.ndarray
+
+    @property
+    def grid(self) -> tuple[int, ...]:
+        """Chunks along each axis."""
+        return tuple(-(-s // c) for s, c in zip(self.shape, self.chunks, strict=True))
+
+    @property
+    def chunk_nbytes(self) -> int:
+        return math.prod(self.chunks) * self.dtype.itemsize
+
+    def key(self, index: tuple[int, ...]) -> str:
+        """The location of chunk `index` (the default key encoding, "/" separator)."""
+        return storage.join(self.location, "c", *map(str, index))
+
+    def read_chunk(self, index: tuple[int, ...], rows: tuple[int, int] | None = None
+                   ) -> np.ndarray:
+        """Chunk `index` at the full chunk shape, or rows [r0, r1) of it (axis 0).
+
+        A missing chunk reads as the fill value. Local files read only those rows'
+        bytes (a C-order chunk holds them in one run).
+        """
+        r0, r1 = rows if rows is not None else (0, self.chunks[0])
+        out = np.empty((r1 - r0,) + self.chunks[1:], self.dtype)
+        self.read_chunk_into(index, r0, out)
+        return out
+
+    def read_chunk_into(self, index: tuple[int, ...], row: int, out: np.ndarray) -> None:
+        """Fill `out` (C-contiguous, (r, *chunks[1:])) with rows [row, row + r) of a chunk."""
+        row_bytes = self.chunk_nbytes // self.chunks[0]
+        begin, size = row * row_bytes, out.nbytes
+        location = self.key(index)
+        if storage.is_url(location):
+            data = read_object(location)
+            if data is None:
+                out[...] = self.fill
+                return
+            self._check_size(location, len(data))
+            out.reshape(-1).view(np.uint8)[:] = np.frombuffer(data, np.uint8, size, begin)
+            return
+        try:
+            fd = os.open(location, os.O_RDONLY)
+        except FileNotFoundError:
+            out[...] = self.fill
+            return
+        try:
+            self._check_size(location, os.fstat(fd).st_size)
+            view = memoryview(out.reshape(-1).view(np.uint8))
+            while size:
+                got = os.preadv(fd, [view], begin)
+                if got == 0:
+                    raise OSError(f"{location}: file ended while reading")
+                view, begin, size = view[got:], begin + got, size - got
+        finally:
+            os.close(fd)
+
+    def _check_size(self, location: str, size: int) -> None:
+        if size != self.chunk_nbytes:
+            raise ValueError(f"{location}: {size} bytes, but an uncompressed chunk of "
+                             f"{self.chunks} {self.dtype} holds {self.chunk_nbytes}")
+
+    def write_chunk(self, index: tuple[int, ...], data: np.ndarray) -> None:
+        """Write chunk `index` whole, atomically. data: the chunk's values, at the full
+        chunk shape or, for an edge chunk, the part inside the array (padded with the
+        fill value)."""
+        expected = tuple(min(c, s - i * c) for i, c, s in
+                         zip(index, self.chunks, self.shape, strict=True))
+        if data.shape not in (self.chunks, expected):
+            raise ValueError(f"chunk {index} of {self.location} is {expected} "
+                             f"(stored as {self.chunks}), not {data.shape}")
+        if data.shape != self.chunks:
+            full = np.empty(self.chunks, self.dtype)
+            full[...] = self.fill
+            full[tuple(slice(0, e) for e in expected)] = data
+            data = full
+        data = np.ascontiguousarray(data, self.dtype)
+        location = self.key(index)
+        if storage.is_url(location):
+            storage.write_bytes(location, data.tobytes())
+        else:
+            write_file(location, memoryview(data.reshape(-1).view(np.uint8)))
+
+    def read_region(self, region: tuple[slice, ...]) -> np.ndarray:
+        """array[region]: one step-1 slice per axis (within bounds), in a new array.
+
+        Each chunk contributes its rows in the region (`read_chunk_into`), straight
+        into the result where the region covers the chunk's other axes exactly.
+        """
+        bounds = [s.indices(n)[:2] for s, n in zip(region, self.shape, strict=True)]
+        out = np.empty(tuple(max(b - a, 0) for a, b in bounds), self.dtype)
+        if out.size == 0:
+            return out
+        spans = [range(a // c, -(-b // c)) for (a, b), c in zip(bounds, self.chunks, strict=True)]
+        for index in product(*spans):
+            within = [(max(a, i * c) - i * c, min(b, (i + 1) * c) - i * c)
+                      for (a, b), i, c in zip(bounds, index, self.chunks, strict=True)]
+            target = out[tuple(slice(i * c + w0 - a, i * c + w1 - a) for (a, _), i, c, (w0, w1)
+                               in zip(bounds, index, self.chunks, within, strict=True))]
+            whole_rows = all(w == (0, c) for w, c in zip(within[1:], self.chunks[1:],
+                                                           strict=True))
+            (r0, r1) = within[0]
+            if whole_rows and target.flags.c_contiguous:
+                self.read_chunk_into(index, r0, target)
+            else:
+                rows = self.read_chunk(index, (r0, r1))
+                target[...] = rows[(slice(None),) + tuple(slice(w0, w1) for w0, w1 in within[1:])]
+        return out
+
+
+def read_object(location: str) -> bytes | None:
+    """A whole object of a URL store, or None when there is none."""
+    try:
+        return storage.read_bytes(location)
+    except FileNotFoundError:
+        return None
+
+
+def write_file(location: str, data: memoryview) -> None:
+    """Write a local file atomically: a temporary file in its folder, then a rename."""
+    folder, name = os.path.split(location)
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{name}.{uuid.uuid4().hex}.partial")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        try:
+            while data:
+                data = data[os.write(fd, data):]
+        finally:
+            os.close(fd)
+        os.replace(tmp, location)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def plain_metadata(meta: dict[str, Any]) -> tuple[tuple[int, ...], tuple[int, ...], np.dtype,
+                                                   np.ndarray] | None:
+    """(shape, chunks, dtype, fill) of an array's zarr.json, or None when it is not plain."""
+    codecs = meta.get("codecs") or [{}]
+    grid = meta.get("chunk_grid") or {}
+    keys = meta.get("chunk_key_encoding") or {}
+    dtype_name = meta.get("data_type")
+    if (meta.get("zarr_format") != 3 or meta.get("node_type") != "array"
+            or meta.get("storage_transformers") or len(codecs) != 1
+            or codecs[0].get("name") != "bytes" or grid.get("name") != "regular"
+            or keys.get("name") != "default"
+            or (keys.get("configuration") or {}).get("separator", "/") != "/"
+            or not isinstance(dtype_name, str) or dtype_name not in PLAIN_TYPES):
+        return None
+    dtype = np.dtype(dtype_name).newbyteorder("<")
+    endian = (codecs[0].get("configuration") or {}).get("endian")
+    if endian != "little" and not (endian is None and dtype.itemsize == 1):
+        return None
+    fill_value = meta.get("fill_value")
+    if isinstance(fill_value, str):
+        if fill_value not in SPECIAL_FLOATS or dtype.kind != "f":
+            return None
+        fill_value = SPECIAL_FLOATS[fill_value]
+    elif not isinstance(fill_value, bool | int | float):
+        return None
+    shape = tuple(int(s) for s in meta["shape"])
+    chunks = tuple(int(c) for c in grid["configuration"]["chunk_shape"])
+    if len(chunks) != len(shape) or min(chunks, default=1) < 1:
+        return None
+    return shape, chunks, dtype, np.array(fill_value, dtype)
+
+
+def open_plain(location: str) -> PlainArray | None:
+    """The array at `location` if it is stored in the plain format, else None.
+
+    Raises FileNotFoundError when there is no array metadata there.
+    """
+    meta = json.loads(storage.read_bytes(storage.join(location, "zarr.json")))
+    layout = plain_metadata(meta)
+    return None if layout is None else PlainArray(location, *layout)
+
+
+def read(location: str | PlainArray, region: tuple[slice, ...] = ()) -> np.ndarray:
+    """array[region] for any zarr array: directly when plain, else through zarr.
+
+    location: the array's folder, or an opened `PlainArray`; region: step-1 slices of
+    the leading axes (the rest whole).
+    """
+    array = location if isinstance(location, PlainArray) else open_plain(location)
+    if array is None:
+        target = zarr_array(str(location), "r")
+        return target[region + (slice(None),) * (target.ndim - len(region))]
+    return array.read_region(region + (slice(None),) * (len(array.shape) - len(region)))
+
+
+def write_rows(location: str, start: int, data: np.ndarray) -> None:
+    """array[start:start + len(data)] = data, as whole chunks.
+
+    The rows must begin a chunk and end one (or the array) and cover every other
+    axis whole, so that each chunk they touch is written in one piece: directly when
+    the array is plain, else through zarr (without its scan for empty chunks).
+    """
+    array = open_plain(location)
+    target = zarr_array(location, "r+") if array is None else array
+    shape, chunks = tuple(target.shape), tuple(target.chunks)
+    stop = start + len(data)
+    if (start % chunks[0] or (stop % chunks[0] and stop != shape[0]) or stop > shape[0]
+            or data.shape[1:] != shape[1:]):
+        raise ValueError(f"rows {start}:{stop} (of {data.shape[1:]}) of {location} {shape} "
+                         f"are not whole chunks of {chunks[0]} rows")
+    if array is None:
+        import zarr
+
+        with zarr.config.set({"array.write_empty_chunks": True}):
+            target[start:stop] = data
+        return
+    for index in product(range(start // chunks[0], -(-stop // chunks[0])),
+                         *map(range, array.grid[1:])):
+        part = tuple(slice(i * c, (i + 1) * c) for i, c in zip(index, chunks, strict=True))
+        array.write_chunk(index, data[(slice(part[0].start - start, part[0].stop - start),)
+                                      + part[1:]])
+
+
+def zarr_array(location: str, mode: str) -> Any:
+    """The zarr array at `location` (its folder), opened with zarr's own API."""
+    import zarr
+
+    return zarr.open_array(store=storage.zarr_store(location, read_only=mode == "r"),
+                           mode=mode)
