@@ -417,24 +417,52 @@ def config_options(fn: Callable) -> Callable:
     return fn
 
 
+def launch_ranks(nproc: int, options: dict[str, Any]) -> int:
+    """Start `nproc` ranks of this pretrain command with torchrun; returns its exit status."""
+    import subprocess
+
+    args = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+            "--nproc-per-node", str(nproc), "-m", "cli", "pretrain"]
+    for flag, key in (("--preset", "preset"), ("--config", "config_file"),
+                      ("--dataset", "dataset"), ("--benchmark", "benchmark"),
+                      ("--seed", "seed"), ("--device", "device"), ("--workdir", "workdir"),
+                      ("--run-name", "run_name")):
+        if options.get(key) is not None:
+            args += [flag, str(options[key])]
+    for item in options.get("overrides") or ():
+        args += ["--set", item]
+    args += [flag for flag, key in (("--deterministic", "deterministic"), ("--force", "force"))
+             if options.get(key)]
+    return subprocess.call(args)
+
+
 @main.command()
 @config_options
 @click.option("--deterministic", is_flag=True,
               help="Deterministic algorithms (CPU runs then repeat exactly, resumed or not).")
-@click.option("--run", "run_name", default=None,
+@click.option("--run", "--run-name", "run_name", default=None,
               help="Run name: <workdir>/<dataset>/runs/<run> [default: <benchmark>-<stream>].")
 @click.option("--device", default=None, help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
+@click.option("--nproc", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Processes (one per GPU) for DistributedDataParallel, started with torchrun; "
+                   "the global batch stays batch_size.")
 @workdir_option
 @click.option("--force", is_flag=True, help="Start the run afresh even if it exists.")
 @friendly_errors
 def pretrain(preset, config_file, dataset, benchmark, overrides, seed, deterministic, run_name,
-             device, workdir, force):
+             device, nproc, workdir, force):
     """ASAR pre-training of the ST-GCN encoder on a benchmark's training split.
 
     Checkpoints after every epoch; the same command after a crash or kill resumes
-    from the last one. Writes config.yaml, checkpoint.pt, metrics.jsonl to the run
-    folder; evaluate it with `asar-cli evaluate --weights RUN`.
+    from the last one (on any number of processes). Writes config.yaml,
+    checkpoint.pt, metrics.jsonl to the run folder; evaluate it with
+    `asar-cli evaluate --weights RUN`.
     """
+    if nproc > 1 and "RANK" not in os.environ:
+        sys.exit(launch_ranks(nproc, dict(
+            preset=preset, config_file=config_file, dataset=dataset, benchmark=benchmark,
+            overrides=overrides, seed=seed, deterministic=deterministic, run_name=run_name,
+            device=device, workdir=workdir, force=force)))
     from pipelines.pretrain import pretrain as run
 
     ws = workspace(workdir)
@@ -444,6 +472,8 @@ def pretrain(preset, config_file, dataset, benchmark, overrides, seed, determini
         cfg["device"] = device
     name = run_name or f"{cfg['benchmark']}-{cfg.get('stream', 'joint')}"
     result = run(ws, cfg, name, force=force, progress=progress())
+    if os.environ.get("RANK", "0") != "0":
+        return
     s = result.summary
     if result.action == "skip":
         console().print(f"[green]run {result.run_dir}[/] is complete - nothing to do")

@@ -22,9 +22,9 @@ store's layout, (F, B, 3, 25): frame, body slot, coordinate plane, joint. Per sa
 6. `rotation_trig`: theta = arccos(u) (negated by the rule), cos and sin - with
    numpy's own functions over the whole batch, as the reference calls them (numpy's
    arccos is not the C library's everywhere: with AVX-512 it is ~10% 1-ulp apart).
-7. `rotate_track`: each output frame blended (1 - w) a + w b from the centred source
-   frames (minus joint 21, index 20) and rotated, (x, z) -> (x cos - z sin, x sin +
-   z cos).
+7. `rotate_frame`: each output frame blended (1 - w) a + w b from the centred source
+   frames (minus joint 21, index 20) and rotated about y, summed as the reference's
+   matrix product sums (zero terms included: NaN and signed zeros come out the same).
 
 Steps 1-5 and 7 are compiled (numba; `cache=True` keeps the machine code on disk,
 `nogil=True` lets threads run them side by side) and run one sample at a time over
@@ -106,35 +106,26 @@ def body_seen(bits: np.ndarray, body: int, lo: np.ndarray, hi: np.ndarray) -> bo
     """
     for t in range(len(lo)):
         for r in (lo[t], hi[t]):
-            row = bits[r, body]
             any_bits = np.uint32(0)
             for c in range(3):
                 for j in range(JOINTS):
-                    any_bits |= row[c, j]
+                    any_bits |= bits[r, body, c, j]
             if any_bits & np.uint32(0x7FFFFFFF):
                 return True
     return False
 
 
 @jit
-def centred(frame: np.ndarray, c: int, j: int) -> float:
-    """Joint j minus joint 21 (index 20) on plane c of one body's (3, 25) frame, float64."""
-    return np.float64(frame[c, j]) - np.float64(frame[c, SPINE])
+def centred(xyz: np.ndarray, r: int, m: int, c: int, j: int) -> float:
+    """Joint j minus joint 21 (index 20) on plane c of body m in row r, float64."""
+    return np.float64(xyz[r, m, c, j]) - np.float64(xyz[r, m, c, SPINE])
 
 
 @jit
-def blended(a: np.ndarray, b: np.ndarray, w: float, c: int, j: int) -> float:
-    """(1 - w) a + w b of the centred joint j, plane c: one resized coordinate, float64."""
-    return (1.0 - w) * centred(a, c, j) + w * centred(b, c, j)
-
-
-@jit
-def blended_plane(a: np.ndarray, b: np.ndarray, w: float, c: int, out: np.ndarray) -> None:
-    """`blended` for every joint of plane c: out (25,) float64, one resized plane."""
-    a_spine, b_spine = np.float64(a[c, SPINE]), np.float64(b[c, SPINE])
-    keep = 1.0 - w
-    for j in range(JOINTS):
-        out[j] = keep * (np.float64(a[c, j]) - a_spine) + w * (np.float64(b[c, j]) - b_spine)
+def blended(xyz: np.ndarray, ra: int, rb: int, m: int, w: float, c: int, j: int) -> float:
+    """(1 - w) a + w b of the centred joint j (plane c, body m) of rows ra and rb: one
+    coordinate of a resized frame, float64."""
+    return (1.0 - w) * centred(xyz, ra, m, c, j) + w * centred(xyz, rb, m, c, j)
 
 
 @jit
@@ -194,9 +185,9 @@ def pairwise_sum(a: np.ndarray) -> float:
 
 
 @jit
-def shoulder_cosines(xyz: np.ndarray, body: int, lo: np.ndarray, hi: np.ndarray,
+def shoulder_cosines(xyz: np.ndarray, m: int, lo: np.ndarray, hi: np.ndarray,
                      w: np.ndarray, u: np.ndarray, vz: np.ndarray) -> bool:
-    """The rotation of one track, up to the arccos: u (T,) and the sign rule.
+    """The rotation of one track (body m), up to the arccos: u (T,) and the sign rule.
 
     xyz: (F, B, 3, 25) float32; lo, hi (T,) rows and w (T,) weights of the output
     frames (`resize_source`, rows of xyz). Fills u with v.x / (|v| + 1e-4), v =
@@ -205,55 +196,50 @@ def shoulder_cosines(xyz: np.ndarray, body: int, lo: np.ndarray, hi: np.ndarray,
     v.z >= 0). Float64 in the reference's operation order: bit-exact.
     """
     for t in range(len(lo)):
-        a, b = xyz[lo[t], body], xyz[hi[t], body]
-        vx = blended(a, b, w[t], X, RIGHT_SHOULDER) - blended(a, b, w[t], X, LEFT_SHOULDER)
-        vz[t] = blended(a, b, w[t], Z, RIGHT_SHOULDER) - blended(a, b, w[t], Z, LEFT_SHOULDER)
+        ra, rb, wt = lo[t], hi[t], w[t]
+        vx = (blended(xyz, ra, rb, m, wt, X, RIGHT_SHOULDER)
+              - blended(xyz, ra, rb, m, wt, X, LEFT_SHOULDER))
+        vz[t] = (blended(xyz, ra, rb, m, wt, Z, RIGHT_SHOULDER)
+                 - blended(xyz, ra, rb, m, wt, Z, LEFT_SHOULDER))
         u[t] = vx / (np.sqrt(vx * vx + vz[t] * vz[t]) + 0.0001)
     return pairwise_sum(vz) >= 0.0
 
 
 @jit
-def rotate_frame(a: np.ndarray, b: np.ndarray, w: float, cos: float, sin: float,
-                 out: np.ndarray) -> None:
-    """One output frame of one body: out (3, 25) float32 from source frames a, b (3, 25).
+def rotated(cx: float, cy: float, cz: float, x: float, y: float, z: float) -> float:
+    """One row (cx, cy, cz) of the rotation matrix times (x, y, z), as numpy's matrix
+    product sums it: ((0 + cx x) + cy y) + cz z. The zero terms count (0 * NaN is NaN,
+    signs of zero), so every bit is the reference's."""
+    return ((0.0 + cx * x) + cy * y) + cz * z
+
+
+@jit
+def rotate_frame(xyz: np.ndarray, ra: int, rb: int, m: int, w: float, cos: float,
+                 sin: float, out: np.ndarray) -> None:
+    """One output frame of body m: out (3, 25) float32 from rows ra, rb of xyz.
 
     Each coordinate is `blended` (the centred source joints, (1 - w) a + w b), then
-    rotated about y as the reference's matrix product does it: x cos - z sin, y,
-    x sin + z cos; float64 throughout, rounded to float32 once.
+    rotated about y by the reference's matrix [[cos, 0, -sin], [0, 1, 0], [sin, 0,
+    cos]] (`rotated`); float64 throughout, rounded to float32 once.
     """
-    keep = 1.0 - w
-    ax, ay, az = np.float64(a[X, SPINE]), np.float64(a[Y, SPINE]), np.float64(a[Z, SPINE])
-    bx, by, bz = np.float64(b[X, SPINE]), np.float64(b[Y, SPINE]), np.float64(b[Z, SPINE])
     for j in range(JOINTS):
-        x = keep * (np.float64(a[X, j]) - ax) + w * (np.float64(b[X, j]) - bx)
-        y = keep * (np.float64(a[Y, j]) - ay) + w * (np.float64(b[Y, j]) - by)
-        z = keep * (np.float64(a[Z, j]) - az) + w * (np.float64(b[Z, j]) - bz)
-        out[X, j] = cos * x - sin * z
-        out[Y, j] = y
-        out[Z, j] = sin * x + cos * z
+        x = blended(xyz, ra, rb, m, w, X, j)
+        y = blended(xyz, ra, rb, m, w, Y, j)
+        z = blended(xyz, ra, rb, m, w, Z, j)
+        out[X, j] = rotated(cos, 0.0, -sin, x, y, z)
+        out[Y, j] = rotated(0.0, 1.0, 0.0, x, y, z)
+        out[Z, j] = rotated(sin, 0.0, cos, x, y, z)
 
 
 @jit
-def rotate_track(xyz: np.ndarray, body: int, lo: np.ndarray, hi: np.ndarray, w: np.ndarray,
-                 cos: np.ndarray, sin: np.ndarray, track: np.ndarray) -> None:
-    """Output frames of one track: track (T, 3, 25) float32.
-
-    xyz: (F, B, 3, 25) float32; lo, hi, w, cos, sin: (T,) rows, weights and rotation
-    of each output frame (`rotate_frame`).
-    """
-    for t in range(len(lo)):
-        rotate_frame(xyz[lo[t], body], xyz[hi[t], body], w[t], cos[t], sin[t], track[t])
-
-
-@jit
-def interleave(first: np.ndarray, second: np.ndarray, out: np.ndarray) -> None:
-    """out[c, t, j] = first[t, c, j] | second[t, c, j] << 32: two (T, 3, 25) float32
-    tracks as uint32 bits -> (3, T, 25) uint64, i.e. (3, T, 25, 2) float32 pairs on a
-    little-endian machine."""
-    for t in range(first.shape[0]):
-        for c in range(first.shape[1]):
-            for j in range(first.shape[2]):
-                out[c, t, j] = np.uint64(first[t, c, j]) | (np.uint64(second[t, c, j]) << 32)
+def store_pair(first: np.ndarray, second: np.ndarray, pairs: np.ndarray, i: int, t: int
+               ) -> None:
+    """Frame t of sample i's output from the two bodies' frames: pairs[i, c, t, j] =
+    first[c, j] | second[c, j] << 32 (uint32 bits of (3, 25) float32 frames), i.e.
+    data[i, c, t, j] = (body 1, body 2) on a little-endian machine."""
+    for c in range(3):
+        for j in range(JOINTS):
+            pairs[i, c, t, j] = np.uint64(first[c, j]) | (np.uint64(second[c, j]) << 32)
 
 
 @jit
@@ -299,17 +285,25 @@ def frames_pass(xyz: np.ndarray, lo: np.ndarray, hi: np.ndarray, w: np.ndarray,
 
     lo, hi, w (n, T) from `shoulder_pass`; cos, sin (n, 2, T) from `rotation_trig`;
     pairs: (n, 3, T, 25) uint64, the (n, 3, T, 25, 2) float32 output viewed as pairs.
+    Frame by frame: each body's frame (`rotate_frame`, or zeros) into a small buffer,
+    then both into the output at once (`store_pair`).
     """
-    _, _, frames, joints = pairs.shape
-    tracks = np.zeros((BODIES, frames, 3, joints), np.float32)
-    bits = tracks.view(np.uint32)
+    first = np.zeros((3, JOINTS), np.float32)  # the current output frame of each body
+    second = np.zeros((3, JOINTS), np.float32)
+    first_bits, second_bits = first.view(np.uint32), second.view(np.uint32)
     for i in range(len(pairs)):
-        for m in range(BODIES):
-            if seen[i, m]:
-                rotate_track(xyz, m, lo[i], hi[i], w[i], cos[i, m], sin[i, m], tracks[m])
-            else:
-                tracks[m] = 0.0
-        interleave(bits[0], bits[1], pairs[i])
+        if not seen[i, 0]:
+            pairs[i] = 0
+            continue
+        if not seen[i, 1]:
+            second[:] = 0.0
+        for t in range(lo.shape[1]):
+            rotate_frame(xyz, lo[i, t], hi[i, t], 0, w[i, t], cos[i, 0, t], sin[i, 0, t],
+                         first)
+            if seen[i, 1]:
+                rotate_frame(xyz, lo[i, t], hi[i, t], 1, w[i, t], cos[i, 1, t],
+                             sin[i, 1, t], second)
+            store_pair(first_bits, second_bits, pairs, i, t)
 
 
 def rotation_trig(u: np.ndarray, seen: np.ndarray, turned: np.ndarray

@@ -96,3 +96,21 @@ def workspace_copy(tmp_path, frames_workspace) -> Path:
     shutil.copytree(frames_workspace, dst)
     return dst
 
+
+
+# Tests run tiny models: one thread each avoids oversubscribing the cores (also in the
+# subprocesses the kill/resume tests start).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -141,7 +141,11 @@ def session(rank: int, port: int, out: str, whole: str, stopped: str) -> None:
 
         def spy(name):
             real = getattr(storage, name)
-            return lambda loc, *a, **k: (writes.append([name, str(loc)]), real(loc, *a, **k))[1]
+
+            def call(location, *args, **kwargs):
+                writes.append([name, str(location)])
+                return real(location, *args, **kwargs)
+            return call
 
         names = ("write_bytes", "write_text", "remove", "makedirs")
         with contextlib.ExitStack() as stack:

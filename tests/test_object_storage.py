@@ -148,7 +148,9 @@ def status_rows(text: str) -> dict[str, str]:
 def test_s3_workspace_holds_the_bytes_of_a_local_workspace(s3, s3_workspace, local_reference):
     for store in ("raw.zarr", "frames50.zarr"):
         remote = s3.files(f"{s3_workspace}/ntu60/{store}")
-        assert remote and remote == local_files(local_reference / store), store
+        local = local_files(local_reference / store)
+        differ = sorted(k for k in set(remote) | set(local) if remote.get(k) != local.get(k))
+        assert remote and not differ, (store, differ)
     report = s3.fs.cat_file(f"{BUCKET}/work/ntu60/ingest-report.csv")
     assert report == (local_reference / "ingest-report.csv").read_bytes()
     assert not s3.fs.exists(f"{BUCKET}/work/ntu60/raw.parts")  # scratch removed when complete

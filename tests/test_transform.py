@@ -41,6 +41,13 @@ def _reference(reference_downsample, sample: np.ndarray, out_frames: int = 50) -
         return np.zeros((3, out_frames, 25, 2), dtype=np.float32)
 
 
+def assert_same_bits(actual: np.ndarray, expected: np.ndarray, err_msg: str = "") -> None:
+    """Equal float32 arrays, bit for bit (signs of zero and NaNs included)."""
+    assert actual.dtype == expected.dtype == np.float32
+    np.testing.assert_array_equal(actual.view(np.uint32), expected.view(np.uint32),
+                                  err_msg=err_msg)
+
+
 def _random_samples(rng, n: int) -> list[np.ndarray]:
     """Ragged samples of 1-400 frames with the reference's quirks: a second body in some
     frames only, gaps where nobody is seen, body 1 missing in scattered frames."""
@@ -72,7 +79,7 @@ def test_random_ragged_batch_equals_the_reference_bit_for_bit(reference_downsamp
     assert length.dtype == np.int32
     for i, sample in enumerate(samples):
         assert length[i] == (sample[:300, 0, 0] != 0).any(axis=-1).sum()
-        np.testing.assert_array_equal(data[i], _reference(reference_downsample, sample))
+        assert_same_bits(data[i], _reference(reference_downsample, sample))
 
 
 def test_every_real_ntu_file_equals_the_reference_bit_for_bit(real_dir, reference_parse,
@@ -84,7 +91,7 @@ def test_every_real_ntu_file_equals_the_reference_bit_for_bit(real_dir, referenc
     data, _ = to_frames(xyz, offsets)
     for i, sample in enumerate(samples):
         ref = reference_downsample.transform(sample.transpose(3, 0, 2, 1))
-        np.testing.assert_array_equal(data[i], ref, err_msg=paths[i].name)
+        assert_same_bits(data[i], ref, err_msg=paths[i].name)
 
 
 @pytest.mark.parametrize("out_frames", [1, 20, 150])
@@ -94,7 +101,7 @@ def test_other_output_lengths_equal_the_reference(reference_downsample, out_fram
     samples = _random_samples(rng, 24)
     data, _ = to_frames(*_ragged(samples), out_frames=out_frames)
     for i, sample in enumerate(samples):
-        np.testing.assert_array_equal(data[i], _reference(reference_downsample, sample,
+        assert_same_bits(data[i], _reference(reference_downsample, sample,
                                                           out_frames))
 
 
@@ -109,7 +116,7 @@ def test_valid_length_counts_frames_not_positions(reference_downsample):
     data, length = to_frames(xyz, offsets)
     assert length.tolist() == [80, 70]
     # the reference resizes the first 70 positions, gap included
-    np.testing.assert_array_equal(data[1], _reference(reference_downsample, gap))
+    assert_same_bits(data[1], _reference(reference_downsample, gap))
     assert np.abs(data[1] - data[0]).max() > 1e-2
 
 
@@ -129,7 +136,7 @@ def test_second_body_only_in_unused_frames_stays_zero(reference_downsample):
     s[:, 2:] = 7.0  # slots past the second are never read
     data, _ = to_frames(*_ragged([s]))
     assert not data[0, ..., 1].any()
-    np.testing.assert_array_equal(data[0], _reference(reference_downsample, s))
+    assert_same_bits(data[0], _reference(reference_downsample, s))
 
 
 def test_second_body_with_one_tiny_or_nan_coordinate_is_worked_on(reference_downsample):
@@ -140,8 +147,8 @@ def test_second_body_with_one_tiny_or_nan_coordinate_is_worked_on(reference_down
     tiny[10:20, 1, 7, 2] = 1e-30  # non-zero: the reference centres, resizes, rotates it
     nan[10, 1, 7, 0] = np.nan
     data, _ = to_frames(*_ragged([tiny, nan]))
-    np.testing.assert_array_equal(data[0], _reference(reference_downsample, tiny))
-    np.testing.assert_array_equal(data[1], _reference(reference_downsample, nan))
+    assert_same_bits(data[0], _reference(reference_downsample, tiny))
+    assert_same_bits(data[1], _reference(reference_downsample, nan))
     assert data[0, ..., 1].any() and np.isnan(data[1, ..., 1]).any()
 
 
@@ -160,7 +167,7 @@ def test_rotation_sign_follows_summed_z(reference_downsample):
     data, _ = to_frames(xyz, offsets)
     np.testing.assert_allclose(data[1, :2], data[0, :2], atol=1e-6)
     np.testing.assert_allclose(data[1, 2], -data[0, 2], atol=1e-6)
-    np.testing.assert_array_equal(data[1], _reference(reference_downsample, mirrored))
+    assert_same_bits(data[1], _reference(reference_downsample, mirrored))
 
 
 def test_shoulder_cosines_and_sign_are_the_references(reference_downsample):
@@ -212,9 +219,9 @@ def test_long_sample_keeps_first_or_centred_300_frames(reference_downsample):
     assert crop_window(5, 100, 300, True) == (5, 95)
     first, _ = to_frames(xyz, offsets, long_crop="first")
     centre, _ = to_frames(xyz, offsets, long_crop="centre")
-    np.testing.assert_array_equal(first[0], reference_downsample.transform(
+    assert_same_bits(first[0], reference_downsample.transform(
         s[:300].transpose(3, 0, 2, 1)))
-    np.testing.assert_array_equal(centre[0], reference_downsample.transform(
+    assert_same_bits(centre[0], reference_downsample.transform(
         s[60:360].transpose(3, 0, 2, 1)))
 
 
