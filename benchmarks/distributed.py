@@ -105,9 +105,9 @@ def run(label: str, root: Path, raw: Path, warm: Path, scheduler: str | None,
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--samples", type=int, default=1000, help="synthetic NTU files")
-    ap.add_argument("--shard-files", type=int, default=64, help="files per ingest shard")
-    ap.add_argument("--chunk", type=int, default=128, help="samples per downsample shard")
+    ap.add_argument("--samples", type=int, default=2000, help="synthetic NTU files")
+    ap.add_argument("--shard-files", type=int, default=256, help="files per ingest shard")
+    ap.add_argument("--chunk", type=int, default=256, help="samples per downsample shard")
     args = ap.parse_args()
     from asar_data.synth import write_ntu_dataset
 

@@ -247,6 +247,20 @@ def check_frozen(model: Any, before: str, what: str) -> None:
 
 
 # -- protocols -----------------------------------------------------------------------------
+def frozen_features(model: Any, splits: Splits, stream: str, cfg: Mapping[str, Any],
+                    device: Any, progress: Progress) -> tuple[Any, Any, Any, Any, float]:
+    """Pooled features and labels of the train and test splits, computed once.
+
+    Returns (train_x (N, 256), train_y, test_x, test_y, seconds).
+    """
+    t0 = time.perf_counter()
+    train_x, train_y = encode(model, source(splits, splits.train, device, cfg), stream, cfg,
+                              device, progress, "features (train)")
+    test_x, test_y = encode(model, source(splits, splits.test, device, cfg), stream, cfg,
+                            device, progress, "features (test)")
+    return train_x, train_y, test_x, test_y, round(time.perf_counter() - t0, 3)
+
+
 def run_linear(model: Any, splits: Splits, stream: str, cfg: Mapping[str, Any], device: Any,
                seed: int, progress: Progress) -> dict[str, Any]:
     """Linear protocol on features computed once; the encoder checked unchanged after."""
@@ -254,11 +268,8 @@ def run_linear(model: Any, splits: Splits, stream: str, cfg: Mapping[str, Any], 
     from asar_model.heads import train_linear
 
     before = state_digest(model)
-    t0 = time.perf_counter()
-    train_x, train_y = encode(model, source(splits, splits.train, device, cfg), stream, cfg,
-                              device, progress, "features (train)")
-    test_x, test_y = encode(model, source(splits, splits.test, device, cfg), stream, cfg,
-                            device, progress, "features (test)")
+    train_x, train_y, test_x, test_y, seconds = frozen_features(model, splits, stream, cfg,
+                                                                device, progress)
     t1 = time.perf_counter()
     epochs = int(cfg["num_epoch"])
     with progress.bar("linear fc", total=epochs, unit="epochs") as bar:
@@ -267,8 +278,7 @@ def run_linear(model: Any, splits: Splits, stream: str, cfg: Mapping[str, Any], 
     check_frozen(model, before, "linear evaluation")
     return {"scores": run.scores, "labels": test_y, "evaluations": run.evaluations,
             "best": (run.best_top1, run.best_epoch), "encoder_unchanged": True,
-            "seconds": {"features": round(t1 - t0, 3),
-                        "train": round(time.perf_counter() - t1, 3)}}
+            "seconds": {"features": seconds, "train": round(time.perf_counter() - t1, 3)}}
 
 
 def run_knn(model: Any, splits: Splits, stream: str, cfg: Mapping[str, Any], device: Any,
@@ -278,18 +288,14 @@ def run_knn(model: Any, splits: Splits, stream: str, cfg: Mapping[str, Any], dev
     from asar_model.heads import knn_scores
 
     before = state_digest(model)
-    t0 = time.perf_counter()
-    train_x, train_y = encode(model, source(splits, splits.train, device, cfg), stream, cfg,
-                              device, progress, "features (train)")
-    test_x, test_y = encode(model, source(splits, splits.test, device, cfg), stream, cfg,
-                            device, progress, "features (test)")
+    train_x, train_y, test_x, test_y, seconds = frozen_features(model, splits, stream, cfg,
+                                                                device, progress)
     t1 = time.perf_counter()
     scores = knn_scores(train_x, train_y, test_x, splits.classes, k)
     check_frozen(model, before, "k-NN evaluation")
     return {"scores": scores, "labels": test_y, "evaluations": [], "best": None,
             "encoder_unchanged": True,
-            "seconds": {"features": round(t1 - t0, 3),
-                        "knn": round(time.perf_counter() - t1, 3)}}
+            "seconds": {"features": seconds, "knn": round(time.perf_counter() - t1, 3)}}
 
 
 def finetune_epoch(model: Any, opt: Any, src: Any, stream: str, cfg: Mapping[str, Any],

@@ -14,14 +14,6 @@ from asar_model.stgcn import Model
 ARGS = dict(hidden_channels=4, hidden_dim=16, dropout=0.0)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: intra-op threads only add synchronisation (badly so on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def learner(mlp: bool = True, seed: int = 0) -> ASAR:
     """A small ASAR learner with every parameter and BN statistic randomised."""

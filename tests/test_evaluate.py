@@ -66,17 +66,9 @@ def linear_cfg(**kw) -> dict:
     return cfg
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: intra-op threads only add synchronisation (badly so on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, one_thread) -> str:
+def trained(tmp_path_factory) -> str:
     """Encoder weights in the reference learner layout, trained supervised on the train split.
 
     A stand-in for a pre-trained encoder: the linear protocol measures how linearly

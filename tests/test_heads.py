@@ -18,16 +18,6 @@ from asar_model.heads import (
     train_linear,
 )
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: intra-op threads only add synchronisation (badly so on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 SCORES = torch.tensor([
     [0.9, 0.05, 0.03, 0.02],   # label 0: top-1 hit
     [0.5, 0.3, 0.15, 0.05],    # label 1: second
