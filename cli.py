@@ -56,11 +56,13 @@ def friendly_errors(fn: Callable) -> Callable:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from pipelines.errors import NonFiniteLoss
+        from pipelines.storage import StorageError
         from pipelines.workspace import WorkspaceError
 
         try:
             return fn(*args, **kwargs)
-        except (WorkspaceError, ValueError, FileNotFoundError, KeyError, NonFiniteLoss) as e:
+        except (WorkspaceError, ValueError, FileNotFoundError, KeyError, NonFiniteLoss,
+                StorageError) as e:
             msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
             raise UserError(str(msg)) from e
 
@@ -228,7 +230,8 @@ def _ingest_summary(result: Any) -> None:
 
 
 @ingest.command("ntu")
-@click.option("--raw", "raw", required=True, help="Folder of NTU .skeleton files (searched recursively).")
+@click.option("--raw", "raw", required=True,
+              help="Folder of NTU .skeleton files (searched recursively; a path or URL).")
 @click.option("--dataset", type=click.Choice(["ntu60", "ntu120"]), default=None,
               help="Which dataset [default: detected from the file names].")
 @click.option("--keep-missing", is_flag=True,
@@ -282,7 +285,8 @@ def ingest_pku_cmd(part, raw, skeletons, labels, split_cs, split_cv, workdir, fo
 @click.option("--name", required=True, help="Dataset name in the workspace.")
 @click.option("--val-data", default=None, help="Test-side .npy (e.g. val_data.npy).")
 @click.option("--val-labels", default=None, help="Test-side label pickle.")
-@click.option("--classes", default=None, type=int, help="Number of classes [default: max label + 1].")
+@click.option("--classes", default=None, type=int,
+              help="Number of classes [default: max label + 1].")
 @workdir_option
 @cluster_options
 @friendly_errors
@@ -410,7 +414,8 @@ def config_options(fn: Callable) -> Callable:
                      help="xsub, xview, xset, cs, cv, default [default: the dataset's default]."),
         click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                      help="Override a config key (dotted for nested keys, value read as YAML), "
-                          "e.g. --set num_epoch=100 --set model_args.queue_size=16384. Repeatable."),
+                          "e.g. --set num_epoch=100 --set model_args.queue_size=16384. "
+                          "Repeatable."),
         click.option("--seed", type=int, default=None, help="Random seed [default: 0]."),
     ]):
         fn = opt(fn)

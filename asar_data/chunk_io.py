@@ -81,6 +81,8 @@ class PlainArray:
 
     def read_chunk_into(self, index: tuple[int, ...], row: int, out: np.ndarray) -> None:
         """Fill `out` (C-contiguous, (r, *chunks[1:])) with rows [row, row + r) of a chunk."""
+        if not out.flags.c_contiguous or out.dtype != self.dtype:
+            raise ValueError(f"reading into a non-contiguous or {out.dtype} buffer")
         row_bytes = self.chunk_nbytes // self.chunks[0]
         begin, size = row * row_bytes, out.nbytes
         location = self.key(index)
@@ -135,30 +137,41 @@ class PlainArray:
             write_file(location, memoryview(data.reshape(-1).view(np.uint8)))
 
     def read_region(self, region: tuple[slice, ...]) -> np.ndarray:
-        """array[region]: one step-1 slice per axis (within bounds), in a new array.
+        """array[region]: one step-1 slice per axis, in a new array.
 
-        Each chunk contributes its rows in the region (`read_chunk_into`), straight
-        into the result where the region covers the chunk's other axes exactly.
+        Each chunk the region meets gives its rows in the region (`read_chunk_into`),
+        straight into the result where the region covers the chunk's other axes.
         """
-        bounds = [s.indices(n)[:2] for s, n in zip(region, self.shape, strict=True)]
-        out = np.empty(tuple(max(b - a, 0) for a, b in bounds), self.dtype)
+        bounds = []
+        for s, n in zip(region, self.shape, strict=True):
+            a, b, step = s.indices(n)
+            if step != 1:
+                raise ValueError(f"{self.location}: only step-1 slices are read, not {s}")
+            bounds.append((a, max(a, b)))
+        out = np.empty(tuple(b - a for a, b in bounds), self.dtype)
         if out.size == 0:
             return out
-        spans = [range(a // c, -(-b // c)) for (a, b), c in zip(bounds, self.chunks, strict=True)]
-        for index in product(*spans):
-            within = [(max(a, i * c) - i * c, min(b, (i + 1) * c) - i * c)
-                      for (a, b), i, c in zip(bounds, index, self.chunks, strict=True)]
-            target = out[tuple(slice(i * c + w0 - a, i * c + w1 - a) for (a, _), i, c, (w0, w1)
-                               in zip(bounds, index, self.chunks, within, strict=True))]
-            whole_rows = all(w == (0, c) for w, c in zip(within[1:], self.chunks[1:],
-                                                           strict=True))
-            (r0, r1) = within[0]
+        for parts in product(*(axis_parts(a, b, c) for (a, b), c in
+                               zip(bounds, self.chunks, strict=True))):
+            index = tuple(i for i, _, _ in parts)
+            within = tuple(slice(*w) for _, w, _ in parts)  # in the chunk
+            target = out[tuple(slice(*o) for _, _, o in parts)]
+            whole_rows = all(w == slice(0, c) for w, c in zip(within[1:], self.chunks[1:],
+                                                               strict=True))
+            rows = within[0].start, within[0].stop
             if whole_rows and target.flags.c_contiguous:
-                self.read_chunk_into(index, r0, target)
+                self.read_chunk_into(index, rows[0], target)
             else:
-                rows = self.read_chunk(index, (r0, r1))
-                target[...] = rows[(slice(None),) + tuple(slice(w0, w1) for w0, w1 in within[1:])]
+                target[...] = self.read_chunk(index, rows)[(slice(None),) + within[1:]]
         return out
+
+
+def axis_parts(a: int, b: int, chunk: int) -> list[tuple[int, tuple[int, int], tuple[int, int]]]:
+    """How [a, b) along one axis falls into chunks of `chunk`: (chunk index, range in the
+    chunk, range in [a, b) counted from a) for each chunk it meets."""
+    return [(i, (max(a, i * chunk) - i * chunk, min(b, (i + 1) * chunk) - i * chunk),
+             (max(a, i * chunk) - a, min(b, (i + 1) * chunk) - a))
+            for i in range(a // chunk, -(-b // chunk))]
 
 
 def read_object(location: str) -> bytes | None:

@@ -4,11 +4,12 @@ Schema (see docs/DESIGN.md): `xyz` (F, B, 3, 25) float32 metres (frame, body slo
 coordinate, joint), `body_id` (F, B) uint64, `offsets` (N+1,) int64 and one (N,)
 array per metadata field. Body slots are chunked in pairs: the first two bodies
 (all the reference uses) are read without touching the extra ones, and slots that
-are empty in a whole chunk are never stored. `xyz` and `offsets` are stored
-uncompressed, in zarr v3's plain format, so that the downsample stage reads them
-directly (`chunk_io`): float skeletons barely compress, and decoding cost more than
-the bytes saved. `body_id` (read only to denoise) stays blosc lz4: mostly zeros and
-repeated IDs, it compresses to almost nothing.
+are empty in a whole chunk are never stored. `xyz`, `offsets` and the numeric
+metadata are stored uncompressed, in zarr v3's plain format, so that the downsample
+stage reads them directly (`chunk_io`): float skeletons barely compress, and
+decoding cost more than the bytes saved. `body_id` (read only to denoise) stays
+blosc lz4: mostly zeros and repeated IDs, it compresses to almost nothing. A store
+written by an older version (all compressed) reads the same, through zarr.
 
 Ingest works in two steps so that shards can run in parallel and resume: each
 shard of files becomes a `Part` (a single `.npz` file, written atomically), and
@@ -238,7 +239,8 @@ def assemble(
             if n:
                 arr[:] = v.astype(str)
         else:
-            root.create_array(k, data=v, chunks=(max(n, 1),) + v.shape[1:], dimension_names=dims)
+            root.create_array(k, data=v, chunks=(max(n, 1),) + v.shape[1:], compressors=None,
+                              dimension_names=dims)
     root.attrs.update(
         {"format": RAW_FORMAT, "version": RAW_VERSION, "bodies": bodies, "joints": JOINTS,
          **dict(attrs)}
@@ -255,8 +257,9 @@ class RawStore:
     """Read access to a raw store: metadata in memory, frames on demand.
 
     Cheap to open (one task may open it for a few hundred samples): the group's
-    attributes and `offsets` are read directly, zarr is opened only for the metadata
-    arrays (`meta`, `root`), and `frames` reads uncompressed `xyz` chunks directly.
+    attributes and `offsets` are read directly; `frames` and `meta` read plain arrays
+    directly too (`chunk_io`), and zarr is opened only for the others (strings,
+    compressed arrays) and for `root`.
     """
 
     def __init__(self, location: str):
@@ -288,13 +291,22 @@ class RawStore:
         return int(self.attrs["bodies"])
 
     def meta(self, key: str) -> np.ndarray:
+        """One per-sample metadata array (numbers read directly when stored plain)."""
+        from asar_data import chunk_io
+        from pipelines import storage
+
         if key not in self._meta:
-            arr = self.root[key][:]
-            self._meta[key] = as_unicode(arr) if key in STRING_FIELDS else arr
+            if key in STRING_FIELDS:
+                self._meta[key] = as_unicode(self.root[key][:])
+            else:
+                self._meta[key] = chunk_io.read(storage.join(self.location, key))
         return self._meta[key]
 
     def meta_all(self) -> dict[str, np.ndarray]:
-        return {k: self.meta(k) for k in META_FIELDS if k in self.root}
+        from pipelines import storage
+
+        return {k: self.meta(k) for k in META_FIELDS
+                if storage.exists(storage.join(self.location, k, "zarr.json"))}
 
     def _array(self, name: str) -> Any:
         """A frame array for `chunk_io.read`: its `PlainArray`, or its location when zarr

@@ -2,34 +2,38 @@
 
 The reference preprocessing (`shared/bench/reference_downsample.py`; `shared/spec/
 DATASETS.md`, "The 50-frame representation") for a whole batch of ragged samples, with
-the same numbers: every step works in float64 from the float32 input, in the
+the same bits: every step works in float64 from the float32 input, in the
 reference's operation order, and rounds to float32 once at the end. Input is the raw
 store's layout, (F, B, 3, 25): frame, body slot, coordinate plane, joint. Per sample:
 
 1. `crop_window`: at most 300 frames - the first 300 ("first", NTU) or the centred
    300 ("centre", PKU-MMD). Nothing is padded: frames past the end are never read.
-2. `valid_length`: L = how many of those frames have body 1's joint 1 non-zero
-   (a count, not a position).
+2. `scan_window`: L = how many of those frames have body 1's joint 1 non-zero (a
+   count, not a position), and whether body 2 is seen in the window. Where it is not,
+   it stays zeros without any work, as in the reference (an absent body's centred,
+   resized, rotated frames are zeros). Most samples have one person.
 3. `resize_source`: the two source frames and the weight of each output frame,
    OpenCV INTER_LINEAR over frames [0, L) of the window.
-4. `body_seen`: body 2 is worked on only where one of those source frames holds it;
-   elsewhere it stays zeros, as in the reference (an absent body's centred, resized,
-   rotated frames are zeros). Most samples have one person.
-5. Per body ("track": one body of one sample), `shoulder_cosines`: the cosine of each
+4. Per body ("track": one body of one sample), `shoulder_cosines`: the cosine of each
    output frame's rotation about y, u = v.x / (|v| + 1e-4) with v = joint 9 - joint 5
-   (indices 8, 4) of the centred, resized frame, and the sign rule: the angles are
-   negated when the summed v.z is >= 0 (summed as numpy sums: `pairwise_sum`).
-6. `rotation_trig`: theta = arccos(u) (negated by the rule), cos and sin - with
-   numpy's own functions over the whole batch, as the reference calls them (numpy's
-   arccos is not the C library's everywhere: with AVX-512 it is ~10% 1-ulp apart).
-7. `rotate_frame`: each output frame blended (1 - w) a + w b from the centred source
-   frames (minus joint 21, index 20) and rotated about y, summed as the reference's
-   matrix product sums (zero terms included: NaN and signed zeros come out the same).
+   (indices 8, 4) of the centred (`centred`), resized (`blended`) frame, and the sign
+   rule: the angles are negated when the summed v.z is >= 0 (summed as numpy sums:
+   `pairwise_sum`).
+5. `rotation_trig`: theta = arccos(u) (negated by the rule), cos and sin - numpy's
+   own functions, over the whole batch, as the reference calls them (numpy's arccos
+   is not the C library's everywhere: with AVX-512 about 10% of results are 1 ulp
+   apart, so compiled code could not match it).
+6. `rotate_frame`: each output frame blended (1 - w) a + w b from the centred source
+   frames and rotated about y, summed as the reference's matrix product sums (zero
+   terms included: NaNs and signs of zero come out the same); `store_pair` writes
+   both bodies' values of a frame at once.
 
-Steps 1-5 and 7 are compiled (numba; `cache=True` keeps the machine code on disk,
-`nogil=True` lets threads run them side by side) and run one sample at a time over
-the batch (`shoulder_pass`, `frames_pass`); only the source frames are read, only
-the output is written.
+Steps 1-4 and 6 are compiled (numba; `cache=True` keeps the machine code on disk, so
+only the first use ever compiles, `nogil=True` lets threads run them side by side)
+and run one sample at a time over the batch: `shoulder_pass` (steps 1-4), then
+`frames_pass` (step 6). Only the window's rows are read and only the output is
+written; a sample's first pass reads its rows in order (`scan_window`), which brings
+them into cache for the rest.
 """
 from __future__ import annotations
 
@@ -51,7 +55,7 @@ PAIRWISE_BLOCK = 128  # numpy's pairwise summation: blocks of up to 128, 8 accum
 
 LongCrop = Literal["first", "centre"]
 
-jit = njit(cache=True, nogil=True)
+jit = njit(cache=True, nogil=True)  # compiled on first use, cached on disk; no GIL held
 
 
 @jit
@@ -67,17 +71,35 @@ def crop_window(first: int, stop: int, max_frames: int, centre: bool) -> tuple[i
 
 
 @jit
-def valid_length(xyz: np.ndarray, start: int, count: int) -> int:
-    """L: frames of rows [start, start + count) where body 1's joint 1 is non-zero.
+def is_set(bits: int) -> bool:
+    """Whether a float32's bit pattern is non-zero, NaN included (any bit but the sign)."""
+    return (bits & np.uint32(0x7FFFFFFF)) != 0
 
-    xyz: (F, B, 3, 25) float32. A count, not a position; NaN counts as non-zero (as
-    in the reference's |x| + |y| + |z| != 0).
+
+@jit
+def scan_window(bits: np.ndarray, start: int, count: int) -> tuple[int, bool]:
+    """L and whether body 2 is seen, in one sequential pass over rows [start, start + count).
+
+    bits: (F, B, 3, 25) uint32, the float32 xyz's bit patterns. L (`valid_length`):
+    frames where body 1's joint 1 is non-zero (a count, not a position; NaN counts, as
+    in the reference's |x| + |y| + |z| != 0). Body 2 is seen when any of its
+    coordinates is non-zero in the window; where it is not, its output is zeros (an
+    absent body's centred, resized, rotated frames are). Reading each row whole, in
+    order, also brings the sample into cache for the passes that follow.
     """
     length = 0
+    second = np.uint32(0)
     for r in range(start, start + count):
-        if xyz[r, 0, X, 0] != 0 or xyz[r, 0, Y, 0] != 0 or xyz[r, 0, Z, 0] != 0:
+        if is_set(bits[r, 0, X, 0]) or is_set(bits[r, 0, Y, 0]) or is_set(bits[r, 0, Z, 0]):
             length += 1
-    return length
+        for m in range(BODIES):
+            row = np.uint32(0)
+            for c in range(3):
+                for j in range(JOINTS):
+                    row |= bits[r, m, c, j]
+            if m == 1:
+                second |= row
+    return length, is_set(second)
 
 
 @jit
@@ -94,25 +116,6 @@ def resize_source(length: int, lo: np.ndarray, hi: np.ndarray, w: np.ndarray) ->
         lo[t] = int(src)  # src >= 0: truncation is floor
         hi[t] = min(lo[t] + 1, length - 1)
         w[t] = src - lo[t]
-
-
-@jit
-def body_seen(bits: np.ndarray, body: int, lo: np.ndarray, hi: np.ndarray) -> bool:
-    """Whether a body slot has a non-zero coordinate in any of the source rows lo, hi (T,).
-
-    bits: (F, B, 3, 25) uint32, the float32 xyz's bit patterns: a coordinate is
-    non-zero (NaN included) when its bits other than the sign are. Where a body has
-    none, its output frames are exactly zero. One OR over each row (no branch per value).
-    """
-    for t in range(len(lo)):
-        for r in (lo[t], hi[t]):
-            any_bits = np.uint32(0)
-            for c in range(3):
-                for j in range(JOINTS):
-                    any_bits |= bits[r, body, c, j]
-            if any_bits & np.uint32(0x7FFFFFFF):
-                return True
-    return False
 
 
 @jit
@@ -218,14 +221,19 @@ def rotate_frame(xyz: np.ndarray, ra: int, rb: int, m: int, w: float, cos: float
                  sin: float, out: np.ndarray) -> None:
     """One output frame of body m: out (3, 25) float32 from rows ra, rb of xyz.
 
-    Each coordinate is `blended` (the centred source joints, (1 - w) a + w b), then
-    rotated about y by the reference's matrix [[cos, 0, -sin], [0, 1, 0], [sin, 0,
-    cos]] (`rotated`); float64 throughout, rounded to float32 once.
+    Each coordinate is `blended` (the centred source joints, (1 - w) a + w b; written
+    out here with the spine and weights read once, which the compiler vectorises),
+    then rotated about y by the reference's matrix [[cos, 0, -sin], [0, 1, 0], [sin,
+    0, cos]] (`rotated`); float64 throughout, rounded to float32 once.
     """
+    a, b = xyz[ra, m], xyz[rb, m]
+    keep = 1.0 - w
+    ax, ay, az = np.float64(a[X, SPINE]), np.float64(a[Y, SPINE]), np.float64(a[Z, SPINE])
+    bx, by, bz = np.float64(b[X, SPINE]), np.float64(b[Y, SPINE]), np.float64(b[Z, SPINE])
     for j in range(JOINTS):
-        x = blended(xyz, ra, rb, m, w, X, j)
-        y = blended(xyz, ra, rb, m, w, Y, j)
-        z = blended(xyz, ra, rb, m, w, Z, j)
+        x = keep * (np.float64(a[X, j]) - ax) + w * (np.float64(b[X, j]) - bx)
+        y = keep * (np.float64(a[Y, j]) - ay) + w * (np.float64(b[Y, j]) - by)
+        z = keep * (np.float64(a[Z, j]) - az) + w * (np.float64(b[Z, j]) - bz)
         out[X, j] = rotated(cos, 0.0, -sin, x, y, z)
         out[Y, j] = rotated(0.0, 1.0, 0.0, x, y, z)
         out[Z, j] = rotated(sin, 0.0, cos, x, y, z)
@@ -243,16 +251,23 @@ def store_pair(first: np.ndarray, second: np.ndarray, pairs: np.ndarray, i: int,
 
 
 @jit
+def store_single(first: np.ndarray, pairs: np.ndarray, i: int, t: int) -> None:
+    """`store_pair` with body 2 absent: pairs[i, c, t, j] = first[c, j] (high half 0)."""
+    for c in range(3):
+        for j in range(JOINTS):
+            pairs[i, c, t, j] = np.uint64(first[c, j])
+
+
+@jit
 def shoulder_pass(xyz: np.ndarray, bits: np.ndarray, offsets: np.ndarray, out_frames: int,
                   max_frames: int, centre: bool):
-    """Steps 1-5 for every sample: everything but the trigonometry and the output.
+    """Steps 1-4 for every sample: everything but the trigonometry and the output.
 
     xyz: (F, B>=2, 3, 25) float32 and bits, the same viewed as uint32; offsets: (n+1,)
-    int64 rows. -> length (n,) int32
-    (L); lo, hi (n, T) int64 source rows and w (n, T) float64 weights; u (n, 2, T)
-    float64 (`shoulder_cosines`; 0 for tracks not seen); seen, turned (n, 2) bool:
-    tracks worked on (body 1 where L > 0, body 2 where `body_seen`) and tracks whose
-    angles are negated.
+    int64 rows. -> length (n,) int32 (L); lo, hi (n, T) int64 source rows and w (n, T)
+    float64 weights; u (n, 2, T) float64 (`shoulder_cosines`; 0 for tracks not seen);
+    seen, turned (n, 2) bool: tracks worked on (body 1 where L > 0, body 2 where it is
+    seen in the window too) and tracks whose angles are negated.
     """
     n = len(offsets) - 1
     length = np.zeros(n, np.int32)
@@ -265,14 +280,14 @@ def shoulder_pass(xyz: np.ndarray, bits: np.ndarray, offsets: np.ndarray, out_fr
     vz = np.empty(out_frames, np.float64)
     for i in range(n):
         start, count = crop_window(offsets[i], offsets[i + 1], max_frames, centre)
-        length[i] = valid_length(xyz, start, count)
+        length[i], second = scan_window(bits, start, count)
         if length[i] == 0:
             continue
         resize_source(length[i], lo[i], hi[i], w[i])
         lo[i] += start
         hi[i] += start
         for m in range(BODIES):
-            if m == 0 or body_seen(bits, m, lo[i], hi[i]):
+            if m == 0 or second:
                 seen[i, m] = True
                 turned[i, m] = shoulder_cosines(xyz, m, lo[i], hi[i], w[i], u[i, m], vz)
     return length, lo, hi, w, u, seen, turned
@@ -281,12 +296,12 @@ def shoulder_pass(xyz: np.ndarray, bits: np.ndarray, offsets: np.ndarray, out_fr
 @jit
 def frames_pass(xyz: np.ndarray, lo: np.ndarray, hi: np.ndarray, w: np.ndarray,
                 cos: np.ndarray, sin: np.ndarray, seen: np.ndarray, pairs: np.ndarray) -> None:
-    """Step 7 for every sample: the output, zeros for tracks not seen.
+    """Step 6 for every sample: the output, zeros for tracks not seen.
 
     lo, hi, w (n, T) from `shoulder_pass`; cos, sin (n, 2, T) from `rotation_trig`;
     pairs: (n, 3, T, 25) uint64, the (n, 3, T, 25, 2) float32 output viewed as pairs.
-    Frame by frame: each body's frame (`rotate_frame`, or zeros) into a small buffer,
-    then both into the output at once (`store_pair`).
+    Frame by frame: each body's frame (`rotate_frame`) into a small buffer, then both
+    into the output at once (`store_pair`, or `store_single` with zeros for body 2).
     """
     first = np.zeros((3, JOINTS), np.float32)  # the current output frame of each body
     second = np.zeros((3, JOINTS), np.float32)
@@ -295,15 +310,15 @@ def frames_pass(xyz: np.ndarray, lo: np.ndarray, hi: np.ndarray, w: np.ndarray,
         if not seen[i, 0]:
             pairs[i] = 0
             continue
-        if not seen[i, 1]:
-            second[:] = 0.0
         for t in range(lo.shape[1]):
             rotate_frame(xyz, lo[i, t], hi[i, t], 0, w[i, t], cos[i, 0, t], sin[i, 0, t],
                          first)
             if seen[i, 1]:
                 rotate_frame(xyz, lo[i, t], hi[i, t], 1, w[i, t], cos[i, 1, t],
                              sin[i, 1, t], second)
-            store_pair(first_bits, second_bits, pairs, i, t)
+                store_pair(first_bits, second_bits, pairs, i, t)
+            else:
+                store_single(first_bits, pairs, i, t)
 
 
 def rotation_trig(u: np.ndarray, seen: np.ndarray, turned: np.ndarray

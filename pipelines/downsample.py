@@ -12,9 +12,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from asar_data import frames_store
+from asar_data import chunk_io, frames_store
 from asar_data.raw_store import RawStore
 from asar_data.splits import split_indices
+from pipelines import storage
 from pipelines.progress import Progress
 from pipelines.sharded import run_shards, start
 from pipelines.stage import Input
@@ -105,7 +106,7 @@ def downsample(
                                            "classes")}
     attrs.update({"frames": frames, "bodies": bodies})
     frames_store.finalise(out.store, meta["label"], meta["name"], splits, attrs)
-    valid_length = frames_store.FramesStore(out.store).valid_length
+    valid_length = chunk_io.read(storage.join(out.store, "valid_length"))
     summary = {
         "samples": n,
         "frames": frames,

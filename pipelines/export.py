@@ -21,6 +21,7 @@ from asar_data.frames_store import FramesStore
 from asar_data.raw_store import RawStore
 from asar_data.reference_files import write_label_pickle
 from asar_data.splits import split_indices
+from pipelines import storage
 from pipelines.progress import Progress
 from pipelines.workspace import Workspace, WorkspaceError
 
@@ -67,6 +68,8 @@ def export_reference(
 ) -> dict[str, int]:
     """Write the reference layout of one benchmark; returns {"train": n, "val": n}."""
     progress = progress or Progress()
+    if storage.is_url(out_dir):
+        raise ValueError(f"export writes a local folder (memory-mapped .npy files), not {out_dir}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     counts = {}

@@ -540,6 +540,9 @@ def ingest_reference(
     inputs = {}
     for d, lab, src in pairs:
         d, lab = storage.normalise(d), storage.normalise(lab)
+        if storage.is_url(d):  # np.load would say "no such file"
+            raise ValueError(f"{d}: reference .npy files are memory-mapped, so they must be "
+                             "on a local or shared filesystem: copy it there first")
         arr = open_reference_data(d)
         names, labs = load_label_pickle(storage.read_bytes(lab))
         if len(names) != len(arr) or len(labs) != len(arr):

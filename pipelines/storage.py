@@ -17,6 +17,10 @@ from pathlib import Path
 from typing import Any
 
 
+class StorageError(RuntimeError):
+    """A location that cannot be used (missing filesystem package, ...)."""
+
+
 def is_url(location: str) -> bool:
     """True for `scheme://...` locations other than plain files."""
     return "://" in location and not location.startswith("file://")
@@ -49,7 +53,13 @@ def _fs(location: str):
     """
     import fsspec
 
-    fs, path = fsspec.core.url_to_fs(location)
+    try:
+        fs, path = fsspec.core.url_to_fs(location)
+    except ImportError as e:
+        scheme = location.split("://", 1)[0]
+        extra = " (pip install 'asar[s3]')" if scheme in ("s3", "s3a") else ""
+        raise StorageError(f"{scheme}:// locations need a filesystem package that is not "
+                           f"installed: {e}{extra}") from e
     fs.invalidate_cache(path)
     return fs, path
 

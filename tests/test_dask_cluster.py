@@ -63,8 +63,13 @@ class LoopbackCluster:
         ]) for i in range(workers)]
         from distributed import Client
 
-        self.client = Client(self.address, timeout="60s")
-        self.client.wait_for_workers(workers, timeout=60)
+        self.client = None
+        try:
+            self.client = Client(self.address, timeout="60s")
+            self.client.wait_for_workers(workers, timeout=60)
+        except BaseException:
+            self.close()  # no process outlives a cluster that failed to start
+            raise
 
     def _spawn(self, name: str, cmd: list[str]) -> subprocess.Popen:
         cwd = self.root / f"{name}-cwd"  # no worker shares the driver's working directory
@@ -90,7 +95,8 @@ class LoopbackCluster:
                 for w, ks in self.client.run(keys).items()}
 
     def close(self) -> None:
-        self.client.close()
+        if self.client is not None:
+            self.client.close()
         for proc in reversed(self.procs):  # each worker gone before the scheduler stops
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from pipelines import storage
 from pipelines.downsample import downsample
 from pipelines.ingest import ingest_ntu
 from pipelines.manifest import Manifest
@@ -236,6 +237,26 @@ def test_pretrain_checkpoints_into_the_s3_workspace_and_status_sees_the_run(s3, 
     assert [m["epoch"] for m in metrics] == [1]
     rows = status_rows(s3.cli("status", "--workdir", s3_workspace))
     assert "complete" in rows["tiny"] and "1 epochs" in rows["tiny"], rows
+
+
+def test_listings_see_objects_another_process_wrote_after_the_first_listing(s3):
+    folder = f"s3://{BUCKET}/listing"
+    storage.write_text(f"{folder}/a.txt", "a")
+    assert [e.name for e in storage.list_files(folder)] == ["a.txt"]
+    assert not storage.exists(f"{folder}/b.txt")
+    s3.fs.pipe_file(f"{BUCKET}/listing/b.txt", b"b")  # another client: a worker, a machine
+    assert [e.name for e in storage.list_files(folder)] == ["a.txt", "b.txt"]
+    assert storage.exists(f"{folder}/b.txt")
+    s3.fs.rm(f"{BUCKET}/listing/a.txt")
+    assert [e.name for e in storage.list_files(folder)] == ["b.txt"]
+
+
+def test_reference_arrays_on_s3_are_refused_with_the_reason(tmp_path):
+    from pipelines.ingest import ingest_reference
+
+    with pytest.raises(ValueError, match="memory-mapped, so they must be on a local"):
+        ingest_reference(Workspace(str(tmp_path)), "ref", f"s3://{BUCKET}/ref/train_data.npy",
+                         f"s3://{BUCKET}/ref/train_label.pkl", workers=1)
 
 
 def test_credentials_never_reach_outputs_manifests_reports_or_stores(s3, s3_workspace):

@@ -9,9 +9,9 @@ from asar_data.transform import (
     pairwise_sum,
     resize_source,
     rotation_trig,
+    scan_window,
     shoulder_cosines,
     to_frames,
-    valid_length,
 )
 
 
@@ -112,7 +112,8 @@ def test_valid_length_counts_frames_not_positions(reference_downsample):
     gap = full.copy()
     gap[30:40] = 0.0  # nobody in the middle
     xyz, offsets = _ragged([full, gap])
-    assert valid_length(xyz, *crop_window(offsets[1], offsets[2], 300, False)) == 70
+    bits = xyz.view(np.uint32)
+    assert scan_window(bits, *crop_window(offsets[1], offsets[2], 300, False)) == (70, False)
     data, length = to_frames(xyz, offsets)
     assert length.tolist() == [80, 70]
     # the reference resizes the first 70 positions, gap included
@@ -126,6 +127,19 @@ def test_absent_second_body_stays_zero():
     s[:, 0] = _body(rng, 60)
     data, _ = to_frames(*_ragged([s]))
     assert np.all(data[0, ..., 1] == 0) and np.any(data[0, ..., 0] != 0)
+
+
+def test_second_body_is_seen_by_any_non_zero_coordinate_in_the_window():
+    s = np.zeros((30, 2, 3, 25), dtype=np.float32)
+    s[:, 0, :, 0] = 1.0
+    for value in (1e-30, -0.5, np.nan, -np.inf):
+        t = s.copy()
+        t[29, 1, 2, 24] = value
+        assert scan_window(t.view(np.uint32), 0, 30) == (30, True)
+        assert scan_window(t.view(np.uint32), 0, 29) == (29, False)  # outside the window
+    s[10, 1, 1, 3] = -0.0
+    s[12, 0] = 0.0  # body 1 missing: a lower count
+    assert scan_window(s.view(np.uint32), 0, 30) == (29, False)
 
 
 def test_second_body_only_in_unused_frames_stays_zero(reference_downsample):
@@ -175,7 +189,8 @@ def test_shoulder_cosines_and_sign_are_the_references(reference_downsample):
     s = np.stack([_body(rng, 137), _body(rng, 137)], axis=1)
     s[40:45] = 0.0
     xyz, _ = _ragged([s])
-    length = valid_length(xyz, 0, 137)
+    length, second = scan_window(xyz.view(np.uint32), 0, 137)
+    assert length == 132 and second
     lo, hi, w = np.zeros(50, np.int64), np.zeros(50, np.int64), np.zeros(50)
     resize_source(length, lo, hi, w)
     x = reference_downsample.centre(s.transpose(3, 0, 2, 1).astype(np.float64))
