@@ -16,8 +16,9 @@ them out (`zarr.json` metadata beside them):
 `open_plain` reads and checks an array's metadata and returns a `PlainArray` (or
 None when the array is in another format, e.g. compressed); `read` and
 `write_rows` use it and fall back to zarr's API otherwise, so they work on every
-array. Local files go through os (`preadv` into the caller's buffer: one copy);
-URLs through `pipelines.storage` (whole objects). Writes are atomic: a temporary
+array. Local files are read straight into the result's memory (`readinto` of the
+rows' bytes: one copy, from the page cache); URLs through `pipelines.storage`
+(whole objects). Writes are atomic: a temporary
 file beside the chunk, then a rename (no fsync, as zarr's own local writes).
 """
 from __future__ import annotations
@@ -95,20 +96,19 @@ class PlainArray:
             out.reshape(-1).view(np.uint8)[:] = np.frombuffer(data, np.uint8, size, begin)
             return
         try:
-            fd = os.open(location, os.O_RDONLY)
+            f = open(location, "rb", buffering=0)  # noqa: SIM115 (the `with` below closes it)
         except FileNotFoundError:
             out[...] = self.fill
             return
-        try:
-            self._check_size(location, os.fstat(fd).st_size)
+        with f:
+            self._check_size(location, os.fstat(f.fileno()).st_size)
+            f.seek(begin)
             view = memoryview(out.reshape(-1).view(np.uint8))
-            while size:
-                got = os.preadv(fd, [view], begin)
-                if got == 0:
-                    raise OSError(f"{location}: file ended while reading")
-                view, begin, size = view[got:], begin + got, size - got
-        finally:
-            os.close(fd)
+            while view:  # straight into `out`: the one copy, from the page cache
+                got = f.readinto(view)
+                if not got:
+                    raise OSError(f"{location}: the file ended while reading it")
+                view = view[got:]
 
     def _check_size(self, location: str, size: int) -> None:
         if size != self.chunk_nbytes:

@@ -4,9 +4,10 @@
 body`, chunked along samples; `label`, `name`, `valid_length` per sample; and
 `split/<benchmark>/{train,test}` index arrays for every benchmark of the dataset.
 
-`data` and `valid_length` are stored uncompressed (zarr v3's plain format: float
-skeletons barely compress, and encoding cost more than the stage's transform), and
-the downsample stage writes them one whole chunk at a time with `chunk_io`, without
+`data` and `valid_length` are stored uncompressed (zarr v3's plain format): the
+coordinates barely compress (zstd halved the synthetic store only through absent
+second bodies' zeros) and encoding cost more than the whole transform. The
+downsample stage writes them one whole chunk at a time with `chunk_io`, without
 zarr; every reader opens them with zarr as before.
 """
 from __future__ import annotations

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-# the repository instead of this folder, whose distributed.py would hide dask's package
+# the repository instead of this folder: a module here must not hide an installed package
 sys.path[0] = str(REPO)
 SHARED = Path(os.environ.get("ASAR_SHARED", REPO.parent / "shared"))
 SHARD = 256  # the stage's output chunk
@@ -260,8 +260,8 @@ def main() -> int:
     total = sum(steps.values()) / n
     print(f"  {'sum':42s} {total * 1e6:9.1f} us/sample ({ref_cpu / total:.1f}x reference)")
     print(f"  the rest of the 1-worker stage (plan, old output removed, labels, names and "
-          f"splits written): {(stage_cpu - total) * n * 1e3:.0f} ms per run, "
-          f"{(stage_cpu - total) * 1e6:.1f} us/sample here")
+          f"splits written): {(stage_cpu / n - total) * n * 1e3:.0f} ms per run, "
+          f"{(stage_cpu / n - total) * 1e6:.1f} us/sample here")
     print("\nstore sizes: " + ", ".join(f"{k} {v / 1e6:.1f} MB ({v / n / 1e3:.1f} kB/sample)"
                                        for k, v in sizes.items()))
     if args.codecs:

@@ -135,7 +135,7 @@ def _gather_raw(raw: RawStore, idx: np.ndarray) -> np.ndarray:
     for run in np.split(idx, breaks):
         if len(run) == 0:
             continue
-        xyz, _, offsets = raw.frames(int(run[0]), int(run[-1]) + 1, bodies=2)
+        xyz, _, offsets = raw.frames(int(run[0]), int(run[-1]) + 1, bodies=2, ids=False)
         out[pos:pos + len(run)] = pad_to_reference(xyz, offsets, long_crop)
         pos += len(run)
     return out
