@@ -9,7 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-NTU60_XSUB_TRAIN_SUBJECTS = (1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38)
+NTU60_XSUB_TRAIN_SUBJECTS = (
+    1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38,
+)
 NTU120_XSUB_TRAIN_SUBJECTS = NTU60_XSUB_TRAIN_SUBJECTS + (
     45, 46, 47, 49, 50, 52, 53, 54, 55, 56, 57, 58, 59, 70, 74, 78, 80, 81, 82, 83, 84, 85, 86, 89,
     91, 92, 93, 94, 95, 97, 98, 100, 103,
@@ -55,7 +57,9 @@ def ntu_split(meta: Mapping[str, np.ndarray], dataset: str, benchmark: str) -> n
     raise ValueError(f"{dataset} has no benchmark {benchmark!r}")
 
 
-def list_split(keys: np.ndarray, train: list[str], test: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def list_split(
+    keys: np.ndarray, train: list[str], test: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
     """(train mask, test mask) of samples whose key (e.g. PKU-MMD video `0002-L`) is listed.
 
     A sample in neither list is in neither split.

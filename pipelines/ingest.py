@@ -191,7 +191,8 @@ def reference_shard(
             meta["setup"][i], meta["camera"][i] = parsed.setup, parsed.camera
             meta["subject"][i], meta["replication"][i] = parsed.subject, parsed.replication
     problems = [
-        Problem(stems[i], None, "sample is all zeros", "skipped") for i in np.flatnonzero(lengths == 0)
+        Problem(stems[i], None, "sample is all zeros", "skipped")
+        for i in np.flatnonzero(lengths == 0)
     ]
     good = lengths > 0
     meta = {k: v[good] for k, v in meta.items()}
@@ -419,6 +420,20 @@ def _find_pku_layout(raw: str, part: int) -> tuple[str, str, dict[str, str]]:
     return skel_dir, label_dir, splits
 
 
+def _video_files(folder: str, part: int) -> tuple[dict[str, str], list[str]]:
+    """({video id: location} of the `<video>.txt` files of a folder, names of the others)."""
+    from asar_data.names import parse_pku_video
+
+    videos, others = {}, []
+    for e in storage.list_files(folder):
+        stem = e.name[:-4]
+        if e.name.endswith(".txt") and parse_pku_video(stem, part) is not None:
+            videos[stem] = storage.join(folder, e.name)
+        else:
+            others.append(e.name)
+    return videos, others
+
+
 def ingest_pku(
     ws: Workspace,
     raw: str | None,
@@ -450,14 +465,11 @@ def ingest_pku(
     if skeletons is None or labels is None:
         raise ValueError("give --raw DIR, or both --skeletons and --labels")
     skeletons, labels = storage.normalise(skeletons), storage.normalise(labels)
-    split_locs = {**found_splits, **{k: storage.normalise(v) for k, v in (split_files or {}).items()}}
+    given = {k: storage.normalise(v) for k, v in (split_files or {}).items()}
+    split_locs = {**found_splits, **given}
     problems: list[Problem] = []
-    skel_files = {e.name[:-4]: storage.join(skeletons, e.name) for e in storage.list_files(skeletons)
-                  if e.name.endswith(".txt") and parse_pku_video(e.name[:-4], part) is not None}
-    label_files = {e.name[:-4]: storage.join(labels, e.name) for e in storage.list_files(labels)
-                   if e.name.endswith(".txt") and parse_pku_video(e.name[:-4], part) is not None}
-    ignored = [e.name for e in storage.list_files(skeletons)
-               if not (e.name.endswith(".txt") and e.name[:-4] in skel_files)]
+    skel_files, ignored = _video_files(skeletons, part)
+    label_files, _ = _video_files(labels, part)
     problems += [Problem(n, None, "not a PKU-MMD video file", "ignored") for n in ignored]
     for v in sorted(set(label_files) - set(skel_files)):
         problems.append(Problem(f"{v}.txt", None, "label file has no skeleton file", "skipped"))
@@ -519,7 +531,7 @@ def ingest_reference(
     progress: Progress | None = None,
     shard_samples: int = REFERENCE_SHARD_SAMPLES,
 ) -> IngestResult:
-    """Import a reference tools' folder: `(N, 3, T, 25, M)` float32 `.npy` + `(names, labels)` pickle.
+    """Import a reference tools' folder: `(N, 3, T, 25, M)` float32 `.npy` + label pickle.
 
     `data`/`labels` become the training side of the `default` benchmark and
     `val_data`/`val_labels` its test side. When every name is an NTU sample name
@@ -547,7 +559,8 @@ def ingest_reference(
         names, labs = load_label_pickle(storage.read_bytes(lab))
         if len(names) != len(arr) or len(labs) != len(arr):
             raise ValueError(
-                f"{lab} lists {len(names)} names and {len(labs)} labels for {len(arr)} samples in {d}"
+                f"{lab} lists {len(names)} names and {len(labs)} labels "
+                f"for {len(arr)} samples in {d}"
             )
         bodies = max(bodies, arr.shape[4])
         max_label = max([max_label, *labs]) if labs else max_label

@@ -79,7 +79,8 @@ def run_shards(
     tasks = []
     for shard in pending:
         fn, args = make_task(shard)
-        tasks.append(Task(task_key(run.plan.stage.name, run.plan.fingerprint, shard), shard, fn, args))
+        key = task_key(run.plan.stage.name, run.plan.fingerprint, shard)
+        tasks.append(Task(key, shard, fn, args))
     if not tasks:
         return
     with make_executor(workers, scheduler, len(tasks)) as ex:

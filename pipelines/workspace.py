@@ -65,7 +65,8 @@ class Workspace:
 
     def frames(self, dataset: str, frames: int = 50) -> Output:
         stem = f"frames{frames}"
-        return Output(self.path(dataset, f"{stem}.zarr"), self.path(dataset, f"{stem}.manifest.json"))
+        return Output(self.path(dataset, f"{stem}.zarr"),
+                      self.path(dataset, f"{stem}.manifest.json"))
 
     def ingest_report(self, dataset: str) -> str:
         return self.path(dataset, "ingest-report.csv")
@@ -83,7 +84,8 @@ class Workspace:
     def frames_outputs(self, dataset: str) -> list[tuple[int, Output]]:
         """(frame count, output) of every downsample output of a dataset."""
         out = []
-        for e in storage.list_files(self.path(dataset)) if storage.isdir(self.path(dataset)) else []:
+        folder = self.path(dataset)
+        for e in storage.list_files(folder) if storage.isdir(folder) else []:
             name = e.name
             if name.startswith("frames") and name.endswith(".manifest.json"):
                 digits = name[len("frames"):-len(".manifest.json")]

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from asar_data.names import ntu_name_fields, read_name_list
 from asar_data.pku_format import check_segment, parse_pku_labels, parse_pku_split
@@ -78,7 +77,8 @@ def test_published_split_sizes_follow_from_the_real_name_lists(real_dir):
         ("ntu60", {"xsub": (40091, 16487), "xview": (37646, 18932)}),
         ("ntu120", {"xsub": (63026, 50919), "xset": (54468, 59477)}),
     ):
-        text = (real_dir / "lists" / f"{dataset}_statistics" / "skes_available_name.txt").read_text()
+        lists = real_dir / "lists" / f"{dataset}_statistics"
+        text = (lists / "skes_available_name.txt").read_text()
         meta = ntu_name_fields(read_name_list(text))
         for bench, (train, test) in expected.items():
             mask = ntu_split(meta, dataset, bench)
