@@ -120,3 +120,26 @@ def test_status_shows_complete_partial_stale_and_missing(workspace_copy):
     m.save(ws.raw("ntu60").manifest)
     raw_line = states()["raw.zarr"]
     assert "stale" in raw_line and "code version changed" in raw_line
+
+
+def test_evaluate_embed_and_tsne_commands_write_their_outputs(workspace_copy, tmp_path):
+    import json
+
+    import numpy as np
+
+    small = ["--set", "model_args.hidden_channels=4", "--set", "model_args.hidden_dim=16",
+             "--set", "num_epoch=5", "--set", "batch_size=16"]
+    out = run("evaluate", "--workdir", str(workspace_copy), *small)
+    assert out.exit_code == 0 and "random init" in out.output and "top-1 (final)" in out.output
+    result = workspace_copy / "ntu60" / "eval" / "linear-joint-random-seed0"
+    assert json.loads((result / "result.json").read_text())["protocol"] == "linear"
+    assert (result / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    again = run("evaluate", "--workdir", str(workspace_copy), *small)
+    assert "(cached)" in again.output
+    feats = tmp_path / "f.npy"
+    out = run("embed", "ntu60", "--workdir", str(workspace_copy), "--split", "test",
+              "--out", str(feats))
+    assert out.exit_code == 0 and np.load(feats).shape[1] == 256
+    png = tmp_path / "t.png"
+    out = run("tsne", "--workdir", str(workspace_copy), "--samples", "30", "--out", str(png))
+    assert out.exit_code == 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

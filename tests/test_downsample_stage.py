@@ -121,3 +121,23 @@ def test_changing_an_option_reruns_and_is_recorded(workspace_copy):
     other = downsample(ws, "ntu60", frames=20, workers=1)
     assert FramesStore(other.store).data.shape[2] == 20
     assert os.path.basename(other.store) == "frames20.zarr"
+
+
+def test_export_frames50_writes_the_reference_50_frame_layout(frames_workspace, tmp_path):
+    import pickle
+
+    from pipelines.export import export_reference
+
+    ws = Workspace(str(frames_workspace))
+    counts = export_reference(ws, "ntu60", "xsub", "frames50", str(tmp_path / "out"))
+    store = FramesStore(str(frames_workspace / "ntu60" / "frames50.zarr"))
+    train = np.load(tmp_path / "out" / "train_position.npy")
+    with open(tmp_path / "out" / "train_label.pkl", "rb") as f:
+        names, labels = pickle.load(f)
+    idx = store.split("xsub", "train")
+    order = idx[np.argsort(store.names[idx])]
+    assert train.shape == (counts["train"], 3, 50, 25, 2) == (len(idx), 3, 50, 25, 2)
+    np.testing.assert_array_equal(train, store.read(order))
+    assert names == [f"{n}.skeleton" for n in store.names[order]]
+    assert labels == store.labels[order].tolist()
+    assert (tmp_path / "out" / "val_position.npy").exists()
