@@ -143,14 +143,19 @@ def synth() -> None:
     """Write a synthetic dataset in the exact raw formats of NTU RGB+D or PKU-MMD."""
 
 
+def synth_options(fn: Callable) -> Callable:
+    fn = click.option("--seed", default=0, show_default=True, type=int,
+                      help="Same seed, same bytes.")(fn)
+    return click.option("--out", required=True, type=click.Path(file_okay=False),
+                        help="Folder to write.")(fn)
+
+
 @synth.command("ntu")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write.")
+@synth_options
 @click.option("--samples", default=1200, show_default=True, type=click.IntRange(min=1),
               help="Sample files to write.")
 @click.option("--classes", default=10, show_default=True, type=click.IntRange(1, 120),
               help="Action classes (distinct motions; A050-A060 are two-person).")
-@click.option("--seed", default=0, show_default=True, type=int,
-              help="Same seed, same bytes.")
 @click.option("--dataset", type=click.Choice(["ntu60", "ntu120"]), default="ntu60",
               show_default=True, help="Name ranges (setups, subjects, actions) to draw from.")
 @friendly_errors
@@ -167,13 +172,11 @@ def synth_ntu(out: str, samples: int, classes: int, seed: int, dataset: str) -> 
 
 
 @synth.command("pku")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write.")
+@synth_options
 @click.option("--videos", default=12, show_default=True, type=click.IntRange(min=1),
               help="Performances (each seen from the L, M and R views).")
 @click.option("--classes", default=51, show_default=True, type=click.IntRange(1, 51),
               help="Action classes used in the videos.")
-@click.option("--seed", default=0, show_default=True, type=int,
-              help="Same seed, same bytes.")
 @friendly_errors
 def synth_pku(out: str, videos: int, classes: int, seed: int) -> None:
     """PKU-MMD part I layout: long skeleton files, label files and the two split files."""
