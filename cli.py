@@ -226,10 +226,26 @@ def _ingest_summary(result: Any) -> None:
     rows.append(("seconds", s.get("seconds")))
     rows.append(("report", result.report))
     print_table(f"ingest {result.dataset}", rows)
-    bad = [p for p in result.problems if p.action != "ignored"][:10]
-    for p in bad:
-        where = f" line {p.line}" if p.line else ""
-        console().print(f"  [yellow]{p.file}{where}[/]: {p.reason} -> {p.action}")
+    _print_problems(result.problems, result.report)
+
+
+def _print_problems(problems: list[Any], report: str, examples: int = 3) -> None:
+    """Skipped and repaired files grouped by reason, a few examples each (all in the report)."""
+    import re
+
+    groups: dict[tuple[str, str], list[Any]] = {}
+    for p in problems:
+        if p.action != "ignored":
+            kind = re.sub(r"\d+|\"[^\"]*\"", "#", p.reason)  # group "line 3" with "line 7"
+            groups.setdefault((p.action, kind), []).append(p)
+    for (action, _), items in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+        shown = ", ".join(f"{p.file}" + (f" line {p.line}" if p.line else "")
+                          for p in items[:examples])
+        more = f" and {len(items) - examples} more" if len(items) > examples else ""
+        console().print(f"  [yellow]{len(items)} {action}[/]: {items[0].reason} "
+                        f"({shown}{more})")
+    if groups:
+        console().print(f"  every problem, with its line and reason: {report}")
 
 
 @ingest.command("ntu")
