@@ -39,11 +39,12 @@ def synthesize(ws: Workspace, synth: dict[str, Any], progress: Progress) -> str:
     from asar_data.synth import write_ntu_dataset
 
     folder = ws.path("synthetic", "ntu60")
-    marker = storage.join(folder, ".complete.json")
+    marker = ws.path("synthetic", "ntu60.complete.json")  # beside the folder: not a raw file
     wanted = json.dumps(synth, sort_keys=True)
     if storage.exists(marker) and storage.read_text(marker) == wanted:
         progress.note(f"synth: {folder} is up to date - skipped")
         return folder
+    storage.remove(marker)
     storage.remove(folder)
     with progress.bar("synth ntu", total=int(synth["samples"]), unit="files") as bar:
         write_ntu_dataset(folder, samples=int(synth["samples"]), classes=int(synth["classes"]),

@@ -105,9 +105,11 @@ def _summary_line(m: Manifest) -> str:
         splits = ", ".join(f"{b} {tr}/{te}" for b, (tr, te) in s.get("splits", {}).items())
         return f"{s.get('samples', '?')} samples; {splits}"
     if m.stage == "pretrain":
-        return f"{m.progress[0]} epochs, final loss {s.get('final_loss', '?')}"
+        loss = s.get("final_loss")
+        return f"{m.progress[0]} epochs, final loss " + ("?" if loss is None else f"{loss:.4f}")
     if m.stage == "evaluate":
-        return f"top-1 {s.get('top1', '?')}"
+        top1 = s.get("top1")
+        return "top-1 " + ("?" if top1 is None else f"{top1:.2f}")
     return ""
 
 
