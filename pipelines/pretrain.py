@@ -165,10 +165,8 @@ def _pretrain(ws: Workspace, cfg: dict[str, Any], run_name: str, force: bool,
     import numpy as np
     import torch
 
-    from asar_data.augment import normal_augment
     from asar_data.frames_store import FramesStore
     from asar_data.loader import make_source, rank_rows
-    from asar_data.streams import to_stream
     from asar_model import distributed
 
     lead = ranks is None or ranks.lead
@@ -239,10 +237,6 @@ def _pretrain(ws: Workspace, cfg: dict[str, Any], run_name: str, force: bool,
                           f"than one batch ({cfg['batch_size']}): lower batch_size")
     budget = int(float(cfg.get("memory_budget_gb", 4)) * 2**30)
     source = make_source(store, train_idx, device, budget)
-    feeder = cfg.get("train_feeder_args") or {}
-    shear_amp = float(feeder.get("shear_amplitude", 0.5))
-    pad_ratio = int(feeder.get("temperal_padding_ratio", 6))
-    stream = cfg.get("stream", "joint")
     steps = len(source) // batch
     rows = rank_rows(batch, rank, world)
     amp = cfg.get("amp") in ("bf16", True) and device.type == "cuda"
@@ -256,56 +250,11 @@ def _pretrain(ws: Workspace, cfg: dict[str, Any], run_name: str, force: bool,
         f"{epochs} epochs on {where}, data {type(source).__name__}"
     )
 
-    def augment(x):
-        if ranks is None:
-            return normal_augment(x, gen, padding_ratio=pad_ratio, shear_amplitude=shear_amp)
-        return augment_rows(x, gen, rows, batch, pad_ratio, shear_amp)
-
+    loop = _EpochLoop(cfg, model, step_fn, optimizer, source, device, ranks, batch, steps,
+                      rows, amp, seed, ckpt_path)
     t_run = time.perf_counter()
     for epoch in range(start_epoch, epochs):
-        lr = learning_rate(cfg, epoch)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        gen = torch.Generator(device=device).manual_seed(epoch_seed(seed, epoch, "data"))
-        # dropout masks: rank 0 draws a single process's stream, each other rank its own
-        torch.manual_seed(epoch_seed(seed, epoch, "dropout" if rank == 0 else f"dropout/{rank}"))
-        model.train()
-        loss_sum = torch.zeros((), device=device)
-        c_sum = torch.zeros((), device=device)
-        t0 = time.perf_counter()
-        with progress.bar(f"epoch {epoch + 1}/{epochs}", total=steps, unit="steps") as bar:
-            for i, (x, _) in enumerate(source.batches(batch, gen, rank=rank, world_size=world)):
-                v1 = to_stream(augment(x), stream)
-                v2 = to_stream(augment(x), stream)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                    loss, stats = step_fn(v1, v2, epoch=epoch, generator=gen)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                loss_sum += stats["loss"].float()
-                c_sum += stats["relabel_c"].float()
-                if (i + 1) % int(cfg.get("log_every", 10)) == 0 or i + 1 == steps:
-                    mean = (distributed.mean_over_ranks(loss_sum, ranks) / (i + 1)).item()
-                    if not math.isfinite(mean):
-                        raise NonFiniteLoss(
-                            f"loss became {mean} in epoch {epoch + 1}, step {i + 1}: stopped; "
-                            f"the last good checkpoint (after epoch {epoch}) is kept in {ckpt_path}"
-                        )
-                    rate = (i + 1) * batch / (time.perf_counter() - t0)
-                    bar.update(completed=i + 1, loss=f"{mean:.4f}", lr=f"{lr:g}",
-                               samples_s=f"{rate:.0f}")
-        seconds = time.perf_counter() - t0
-        mean_loss = (distributed.mean_over_ranks(loss_sum, ranks) / max(steps, 1)).item()
-        if not math.isfinite(mean_loss):
-            raise NonFiniteLoss(
-                f"loss became {mean_loss} in epoch {epoch + 1}: stopped; the last good "
-                f"checkpoint (after epoch {epoch}) is kept in {ckpt_path}")
-        mean_c = (distributed.mean_over_ranks(c_sum, ranks) / max(steps, 1)).item()
-        record = {"epoch": epoch + 1, "loss": mean_loss, "lr": lr, "relabel_c": mean_c,
-                  "active_sampling": epoch >= int(get_key(cfg, "model_args.active_epoch", 150)),
-                  "seconds": round(seconds, 3), "samples_per_s": round(steps * batch / seconds, 1)}
-        if ranks is not None:
-            record["world_size"] = world
+        record = loop.run(epoch, epochs, progress)
         history.append(record)
         if lead:
             _save_epoch(cfg, run_dir, ckpt_path, epoch, epochs, model, optimizer, history, tb,
@@ -325,6 +274,96 @@ def _pretrain(ws: Workspace, cfg: dict[str, Any], run_name: str, force: bool,
         log.finish(summary)
     distributed.barrier(ranks)
     return PretrainResult(dataset, benchmark, run_dir, run.action, run.reason, summary)
+
+
+@dataclass
+class _EpochLoop:
+    """One training epoch: its learning rate and seeds, batches, augmentation, steps."""
+
+    cfg: dict[str, Any]
+    model: Any
+    step_fn: Any  # the model, or its DDP / compiled wrapper
+    optimizer: Any
+    source: Any
+    device: Any
+    ranks: Any
+    batch: int
+    steps: int
+    rows: slice
+    amp: bool
+    seed: int
+    ckpt_path: str
+
+    def augment(self, x, gen):
+        """Two views' worth of augmentation: crop then shear, per-sample parameters from gen."""
+        from asar_data.augment import normal_augment
+        from asar_data.streams import to_stream
+
+        feeder = self.cfg.get("train_feeder_args") or {}
+        shear = float(feeder.get("shear_amplitude", 0.5))
+        pad = int(feeder.get("temperal_padding_ratio", 6))
+        if self.ranks is None:
+            x = normal_augment(x, gen, padding_ratio=pad, shear_amplitude=shear)
+        else:
+            x = augment_rows(x, gen, self.rows, self.batch, pad, shear)
+        return to_stream(x, self.cfg.get("stream", "joint"))
+
+    def check_finite(self, value: float, epoch: int, where: str) -> None:
+        if not math.isfinite(value):
+            raise NonFiniteLoss(
+                f"loss became {value} in epoch {epoch + 1}{where}: stopped; the last good "
+                f"checkpoint (after epoch {epoch}) is kept in {self.ckpt_path}")
+
+    def run(self, epoch: int, epochs: int, progress: Progress) -> dict[str, Any]:
+        """Train one epoch; returns its metrics record."""
+        import torch
+
+        from asar_model import distributed
+
+        lr = learning_rate(self.cfg, epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        rank, world = (0, 1) if self.ranks is None else (self.ranks.rank, self.ranks.world_size)
+        gen = torch.Generator(device=self.device).manual_seed(epoch_seed(self.seed, epoch, "data"))
+        # dropout masks: rank 0 draws a single process's stream, each other rank its own
+        stream = "dropout" if rank == 0 else f"dropout/{rank}"
+        torch.manual_seed(epoch_seed(self.seed, epoch, stream))
+        self.model.train()
+        loss_sum = torch.zeros((), device=self.device)
+        c_sum = torch.zeros((), device=self.device)
+        log_every = int(self.cfg.get("log_every", 10))
+        t0 = time.perf_counter()
+        with progress.bar(f"epoch {epoch + 1}/{epochs}", total=self.steps, unit="steps") as bar:
+            batches = self.source.batches(self.batch, gen, rank=rank, world_size=world)
+            for i, (x, _) in enumerate(batches):
+                v1, v2 = self.augment(x, gen), self.augment(x, gen)
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                    loss, stats = self.step_fn(v1, v2, epoch=epoch, generator=gen)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                loss_sum += stats["loss"].float()
+                c_sum += stats["relabel_c"].float()
+                if (i + 1) % log_every == 0 or i + 1 == self.steps:  # the only host syncs
+                    mean = (distributed.mean_over_ranks(loss_sum, self.ranks) / (i + 1)).item()
+                    self.check_finite(mean, epoch, f", step {i + 1}")
+                    rate = (i + 1) * self.batch / (time.perf_counter() - t0)
+                    bar.update(completed=i + 1, loss=f"{mean:.4f}", lr=f"{lr:g}",
+                               samples_s=f"{rate:.0f}")
+        seconds = time.perf_counter() - t0
+        steps = max(self.steps, 1)
+        mean_loss = (distributed.mean_over_ranks(loss_sum, self.ranks) / steps).item()
+        self.check_finite(mean_loss, epoch, "")
+        record = {
+            "epoch": epoch + 1, "loss": mean_loss, "lr": lr,
+            "relabel_c": (distributed.mean_over_ranks(c_sum, self.ranks) / steps).item(),
+            "active_sampling": epoch >= int(get_key(self.cfg, "model_args.active_epoch", 150)),
+            "seconds": round(seconds, 3),
+            "samples_per_s": round(self.steps * self.batch / seconds, 1),
+        }
+        if self.ranks is not None:
+            record["world_size"] = world
+        return record
 
 
 def _save_epoch(cfg: dict[str, Any], run_dir: str, ckpt_path: str, epoch: int, epochs: int,
