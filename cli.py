@@ -605,15 +605,25 @@ def evaluate(preset, config_file, dataset, benchmark, overrides, seed, weights, 
     print_table(title, rows)
 
 
+def embedding_options(fn: Callable) -> Callable:
+    """DATASET, --weights, --benchmark, --split, --stream: which features of which encoder."""
+    for opt in reversed([
+        click.argument("dataset", required=False),
+        click.option("--weights", default=None, metavar="FILE|RUN",
+                     help="Encoder weights (file or run name) [default: random init]."),
+        click.option("--benchmark", default=None,
+                     help="Benchmark [default: the dataset's default]."),
+        click.option("--split", type=click.Choice(["train", "test"]), default="test",
+                     show_default=True, help="Which side of the benchmark."),
+        click.option("--stream", type=click.Choice(["joint", "motion", "bone"]),
+                     default="joint", show_default=True, help="Input stream."),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
 @main.command()
-@click.argument("dataset", required=False)
-@click.option("--weights", required=False, default=None, metavar="FILE|RUN",
-              help="Encoder weights (file or run name) [default: random init].")
-@click.option("--benchmark", default=None, help="Benchmark [default: the dataset's default].")
-@click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True,
-              help="Which side of the benchmark.")
-@click.option("--stream", type=click.Choice(["joint", "motion", "bone"]), default="joint",
-              show_default=True, help="Input stream.")
+@embedding_options
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="The .npy file to write: (N, 256) float32 features.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of a random init.")
@@ -634,14 +644,7 @@ def embed(dataset, weights, benchmark, split, stream, out, seed, workdir):
 
 
 @main.command()
-@click.argument("dataset", required=False)
-@click.option("--weights", default=None, metavar="FILE|RUN",
-              help="Encoder weights (file or run name) [default: random init].")
-@click.option("--benchmark", default=None, help="Benchmark [default: the dataset's default].")
-@click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True,
-              help="Which side of the benchmark.")
-@click.option("--stream", type=click.Choice(["joint", "motion", "bone"]), default="joint",
-              show_default=True, help="Input stream.")
+@embedding_options
 @click.option("--samples", default=2000, show_default=True, type=click.IntRange(min=10),
               help="Points drawn (seeded) from the split.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The PNG to write.")
