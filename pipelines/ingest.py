@@ -48,7 +48,7 @@ class IngestResult:
 
 def ntu_shard(locations: list[str], bodies: int, part_location: str) -> dict[str, int]:
     """Parse NTU `.skeleton` files (in store order) into one part file."""
-    from asar_data.names import parse_ntu_name
+    from asar_data.names import ntu_name_fields
     from asar_data.ntu_format import SkeletonFormatError, parse_ntu
 
     xyz, ids, names, frame_counts, body_counts = [], [], [], [], []
@@ -77,11 +77,7 @@ def ntu_shard(locations: list[str], bodies: int, part_location: str) -> dict[str
         body_counts.append(int(sk.body_count.max()))
     meta = new_meta(len(names))
     meta["name"] = np.array(names, dtype=str)
-    for i, n in enumerate(names):
-        parsed = parse_ntu_name(n)
-        meta["setup"][i], meta["camera"][i] = parsed.setup, parsed.camera
-        meta["subject"][i], meta["replication"][i] = parsed.subject, parsed.replication
-        meta["label"][i] = parsed.label
+    meta.update(ntu_name_fields(names))  # setup, camera, subject, replication, label
     meta["frame_count"] = np.array(frame_counts, np.int32)
     meta["body_count"] = np.array(body_counts, np.int16)
     part = Part(
