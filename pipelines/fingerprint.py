@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -48,23 +48,6 @@ def stage_fingerprint(
     return digest("stage", stage, code, canonical(dict(params)), canonical(dict(inputs)))
 
 
-def folder_fingerprint(
-    location: str, keep: Callable[[str], bool] = lambda name: True
-) -> tuple[str, int]:
-    """(fingerprint, file count) of the files in a folder that `keep` accepts.
-
-    Names, sizes and modification times (or content tags on object stores), so a
-    changed, added or removed file changes the fingerprint without reading any file.
-    """
-    h = hashlib.sha256()
-    n = 0
-    for e in storage.list_files(location):
-        if keep(e.name):
-            h.update(f"{e.name}\0{e.size}\0{e.mtime!r}\0{e.tag}\n".encode())
-            n += 1
-    return h.hexdigest(), n
-
-
 def tree_fingerprint(location: str) -> tuple[str, int]:
     """(fingerprint, file count) of every file below a folder, recursively.
 
@@ -90,8 +73,5 @@ def _folders(root: str) -> list[str]:
 
 def file_fingerprint(location: str) -> str:
     """Fingerprint of one file from its name, size and modification time (or content tag)."""
-    folder, name = location.replace("\\", "/").rsplit("/", 1)
-    for e in storage.list_files(folder):
-        if e.name == name:
-            return digest("file", name, str(e.size), repr(e.mtime), e.tag)
-    raise FileNotFoundError(location)
+    e = storage.stat(location)
+    return digest("file", e.name, str(e.size), repr(e.mtime), e.tag)

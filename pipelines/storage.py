@@ -153,6 +153,25 @@ class Entry:
     tag: str = ""  # content tag where the store has one (an S3 ETag)
 
 
+def stat(location: str) -> Entry:
+    """Name, size, modification time (and content tag) of one file; FileNotFoundError if none."""
+    if not is_url(location):
+        st = os.stat(location)
+        return Entry(os.path.basename(location), st.st_size, st.st_mtime)
+    fs, path = _fs(location)
+    return _entry(fs.info(path))
+
+
+def _entry(info: dict[str, Any]) -> Entry:
+    """An Entry from an fsspec file-info dict (S3: LastModified and ETag)."""
+    mtime = info.get("mtime") or info.get("LastModified") or 0
+    if hasattr(mtime, "timestamp"):
+        mtime = mtime.timestamp()
+    tag = str(info.get("ETag") or info.get("etag") or "")
+    name = posixpath.basename(info["name"].rstrip("/"))
+    return Entry(name, int(info["size"]), float(mtime), tag)
+
+
 def list_files(location: str) -> list[Entry]:
     """Files directly in a folder (not sub-folders), sorted by name."""
     if not is_url(location):
@@ -167,12 +186,7 @@ def list_files(location: str) -> list[Entry]:
     out = []
     for info in fs.ls(path, detail=True):
         if info.get("type") == "file":
-            mtime = info.get("mtime") or info.get("LastModified") or 0
-            if hasattr(mtime, "timestamp"):
-                mtime = mtime.timestamp()
-            tag = str(info.get("ETag") or info.get("etag") or "")
-            name = posixpath.basename(info["name"])
-            out.append(Entry(name, int(info["size"]), float(mtime), tag))
+            out.append(_entry(info))
     return sorted(out, key=lambda e: e.name)
 
 
