@@ -55,8 +55,8 @@ def friendly_errors(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from asar_data.storage import StorageError
         from pipelines.errors import NonFiniteLoss
-        from pipelines.storage import StorageError
         from pipelines.workspace import WorkspaceError
 
         try:

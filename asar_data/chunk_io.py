@@ -17,7 +17,7 @@ them out (`zarr.json` metadata beside them):
 None when the array is in another format, e.g. compressed); `read` and
 `write_rows` use it and fall back to zarr's API otherwise, so they work on every
 array. Local files are read straight into the result's memory (`readinto` of the
-rows' bytes: one copy, from the page cache); URLs through `pipelines.storage`
+rows' bytes: one copy, from the page cache); URLs through `asar_data.storage`
 (whole objects). Writes are atomic: a temporary
 file beside the chunk, then a rename (no fsync, as zarr's own local writes).
 """
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from pipelines import storage
+from asar_data import storage
 
 # zarr v3 data types stored as plain little-endian numbers
 PLAIN_TYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",

@@ -23,7 +23,7 @@ DIMS = ("sample", "xyz", "frame", "joint", "body")
 
 
 def _store(location: str, read_only: bool = False):
-    from pipelines.storage import zarr_store
+    from asar_data.storage import zarr_store
 
     return zarr_store(location, read_only=read_only)
 
@@ -50,7 +50,7 @@ def write_block(location: str, start: int, block: np.ndarray, valid_length: np.n
     made with another codec).
     """
     from asar_data import chunk_io
-    from pipelines.storage import join
+    from asar_data.storage import join
 
     chunk_io.write_rows(join(location, "data"), start, block)
     chunk_io.write_rows(join(location, "valid_length"), start, np.asarray(valid_length, np.int32))

@@ -179,7 +179,7 @@ def assemble(
     """
     import zarr
 
-    from pipelines.storage import zarr_store
+    from asar_data.storage import zarr_store
 
     root = zarr.open_group(store=zarr_store(location), mode="w")
     xyz = root.create_array(
@@ -263,8 +263,7 @@ class RawStore:
     """
 
     def __init__(self, location: str):
-        from asar_data import chunk_io
-        from pipelines import storage
+        from asar_data import chunk_io, storage
 
         self.location = location
         self.attrs = group_attributes(location)
@@ -279,7 +278,7 @@ class RawStore:
         """The zarr group (opened on first use)."""
         import zarr
 
-        from pipelines.storage import zarr_store
+        from asar_data.storage import zarr_store
 
         return zarr.open_group(store=zarr_store(self.location, read_only=True), mode="r")
 
@@ -292,8 +291,7 @@ class RawStore:
 
     def meta(self, key: str) -> np.ndarray:
         """One per-sample metadata array (numbers read directly when stored plain)."""
-        from asar_data import chunk_io
-        from pipelines import storage
+        from asar_data import chunk_io, storage
 
         if key not in self._meta:
             if key in STRING_FIELDS:
@@ -303,7 +301,7 @@ class RawStore:
         return self._meta[key]
 
     def meta_all(self) -> dict[str, np.ndarray]:
-        from pipelines import storage
+        from asar_data import storage
 
         return {k: self.meta(k) for k in META_FIELDS
                 if storage.exists(storage.join(self.location, k, "zarr.json"))}
@@ -311,8 +309,7 @@ class RawStore:
     def _array(self, name: str) -> Any:
         """A frame array for `chunk_io.read`: its `PlainArray`, or its location when zarr
         must read it (opened once per store)."""
-        from asar_data import chunk_io
-        from pipelines import storage
+        from asar_data import chunk_io, storage
 
         if name not in self._arrays:
             location = storage.join(self.location, name)
@@ -343,7 +340,7 @@ class RawStore:
 
 def group_attributes(location: str) -> dict[str, Any]:
     """The attributes of the zarr v3 group at `location`, from its zarr.json (no zarr)."""
-    from pipelines import storage
+    from asar_data import storage
 
     meta = json.loads(storage.read_bytes(storage.join(location, "zarr.json")))
     if meta.get("zarr_format") != 3 or meta.get("node_type") != "group":

@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from asar_data.errors import AsarError
 from asar_model.stgcn import Model, reference_init
 
 PRETRAIN_FORMAT = "asar-pretrain/1"
@@ -46,7 +47,7 @@ ENCODER_ARGS = ("in_channels", "hidden_channels", "hidden_dim", "num_class", "dr
 A_TOLERANCE = 1e-6
 
 
-class CheckpointError(ValueError):
+class CheckpointError(AsarError, ValueError):
     """A weights file that cannot be read, or does not fit the encoder; names file and keys."""
 
 
@@ -87,7 +88,7 @@ def _matches(key: str, patterns: tuple[str, ...]) -> bool:
 
 def read_weights(location: str) -> dict[str, Any]:
     """The object stored at ``location`` (local path or URL), loaded with weights_only=True."""
-    from pipelines import storage
+    from asar_data import storage
 
     try:
         data = storage.read_bytes(location)

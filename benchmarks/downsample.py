@@ -183,10 +183,9 @@ def main() -> int:
         workdir.mkdir(parents=True, exist_ok=True)
         dataset, location = raw_store(workdir, args.samples)
 
-        from asar_data import chunk_io
+        from asar_data import chunk_io, storage
         from asar_data.raw_store import RawStore
         from asar_data.transform import to_frames
-        from pipelines import storage
         from pipelines.downsample import downsample
         from pipelines.workspace import Workspace
 

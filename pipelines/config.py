@@ -1,6 +1,7 @@
 """Configuration as data: presets, config files and `--set key=value` overrides.
 
-A preset is a YAML file in `configs/<kind>/` named `<dataset>-<benchmark>` (the six
+A preset is a YAML file in `pipelines/presets/<kind>/` (package data) named
+`<dataset>-<benchmark>` (the six
 reference configs); `--config FILE.yaml` reads any file of the same keys; each
 `--set a.b=value` replaces one (dotted, nested) key, the value read as YAML. The
 resolved configuration is saved with every run.
@@ -13,12 +14,12 @@ from typing import Any
 
 import yaml
 
-from configs import PRESETS
+from asar_data.errors import AsarError
 
-KINDS = ("pretrain", "linear")
+PRESETS = Path(__file__).resolve().parent / "presets"
 
 
-class ConfigError(ValueError):
+class ConfigError(AsarError, ValueError):
     """A bad preset name, config file or override."""
 
 

@@ -3,7 +3,7 @@
 synth -> ingest -> downsample -> pretrain (ASAR, plain MoCo) -> linear evaluation of
 both and of a random-init encoder, on the same test split. Every step is a cached
 stage, so running the demo again reuses everything and takes seconds. Sizes and
-schedules come from `configs/demo.yaml`.
+schedules come from `pipelines/presets/demo.yaml`.
 """
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from configs import PRESETS
-from pipelines import storage
-from pipelines.config import load_preset, load_yaml, merge
+from asar_data import storage
+from pipelines.config import PRESETS, load_preset, load_yaml, merge
 from pipelines.progress import Progress
 from pipelines.workspace import Workspace
 

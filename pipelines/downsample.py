@@ -12,10 +12,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from asar_data import chunk_io, frames_store
+from asar_data import chunk_io, frames_store, storage
 from asar_data.raw_store import RawStore
 from asar_data.splits import split_indices
-from pipelines import storage
 from pipelines.progress import Progress
 from pipelines.sharded import run_shards, start
 from pipelines.stage import Input

@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelines import storage
+from asar_data import storage
 from pipelines.config import ConfigError, get_key
 from pipelines.fingerprint import digest, file_fingerprint
 from pipelines.pretrain import RUNTIME_KEYS, epoch_seed, pick_device

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from asar_data.errors import AsarError
 from pipelines import fingerprint as fingerprints
 from pipelines.fingerprint import package_version
 
@@ -27,7 +28,7 @@ CONNECT_TIMEOUT_S = 30
 WORKER_WAIT_S = 60
 
 
-class ClusterError(ValueError):
+class ClusterError(AsarError, ValueError):
     """The dask cluster cannot run the stage: unreachable, no workers, or other code."""
 
 

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from asar_data import storage
 from asar_data.frames_store import FramesStore
 from asar_data.raw_store import RawStore
 from asar_data.reference_files import write_label_pickle
 from asar_data.splits import split_indices
-from pipelines import storage
 from pipelines.progress import Progress
 from pipelines.workspace import Workspace, WorkspaceError
 

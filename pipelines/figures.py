@@ -2,7 +2,7 @@
 
 A scatter renderer (the t-SNE figure: points as small discs, one colour per class)
 and a confusion-matrix heatmap (one square block of pixels per cell, no text).
-Images are (H, W, 3) uint8; files are written atomically through `pipelines.storage`.
+Images are (H, W, 3) uint8; files are written atomically through `asar_data.storage`.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import zlib
 
 import numpy as np
 
-from pipelines import storage
+from asar_data import storage
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 WHITE = (255, 255, 255)

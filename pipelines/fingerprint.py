@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from pipelines import storage
+from asar_data import storage
 
 
 def package_version() -> str:

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from asar_data import storage
 from asar_data.raw_store import Part, Problem, assemble, concat_parts, empty_part, new_meta
 from asar_data.splits import DATASETS
-from pipelines import storage
 from pipelines.fingerprint import file_fingerprint, tree_fingerprint
 from pipelines.progress import Progress
 from pipelines.sharded import ShardedRun, run_shards, start

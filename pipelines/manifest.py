@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pipelines import storage
+from asar_data import storage
 
 MANIFEST_FORMAT = "asar-manifest/1"
 

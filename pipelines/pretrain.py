@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelines import storage
+from asar_data import storage
 from pipelines.config import ConfigError, dump, get_key
 from pipelines.errors import NonFiniteLoss
 from pipelines.progress import Progress

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines import storage
+from asar_data import storage
 from pipelines.executor import Task, make_executor, task_key
 from pipelines.progress import Progress
 from pipelines.stage import Input, Plan, ShardLog, Stage, plan

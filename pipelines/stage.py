@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pipelines import storage
+from asar_data import storage
 from pipelines.fingerprint import canonical, code_version, stage_fingerprint
 from pipelines.manifest import Manifest
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from pipelines import storage
+from asar_data import storage
 from pipelines.fingerprint import file_fingerprint, tree_fingerprint
 from pipelines.manifest import Manifest
 from pipelines.stages import ALL

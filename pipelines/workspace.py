@@ -13,7 +13,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from pipelines import storage
+from asar_data import storage
+from asar_data.errors import AsarError
 from pipelines.manifest import Manifest
 
 DEFAULT_WORKDIR = "./asar-work"
@@ -24,7 +25,7 @@ def default_workdir() -> str:
     return os.environ.get(WORKDIR_ENV) or DEFAULT_WORKDIR
 
 
-class WorkspaceError(Exception):
+class WorkspaceError(AsarError):
     """A user-facing problem with the workspace (missing stage output, ambiguous dataset)."""
 
 

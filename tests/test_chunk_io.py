@@ -11,8 +11,8 @@ import zarr
 
 from asar_data import chunk_io
 from asar_data.raw_store import RawStore
+from asar_data.storage import zarr_store
 from pipelines.ingest import ingest_ntu
-from pipelines.storage import zarr_store
 from pipelines.workspace import Workspace
 
 

@@ -129,7 +129,7 @@ def learner_steps(rank: int) -> dict:
 def session(rank: int, port: int, out: str, whole: str, stopped: str) -> None:
     """One rank: the learner steps, a whole pretrain run, a run stopped after epoch 1."""
     import pipelines.pretrain as stage
-    from pipelines import storage
+    from asar_data import storage
 
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))

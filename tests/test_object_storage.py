@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import storage
+from asar_data import storage
 from pipelines.downsample import downsample
 from pipelines.ingest import ingest_ntu
 from pipelines.manifest import Manifest

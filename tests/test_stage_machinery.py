@@ -5,7 +5,8 @@ import os
 
 import pytest
 
-from pipelines import fingerprint, storage
+from asar_data import storage
+from pipelines import fingerprint
 from pipelines.manifest import Manifest
 from pipelines.stage import Input, ShardLog, Stage, plan
 

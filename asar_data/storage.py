@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from asar_data.errors import AsarError
 
-class StorageError(RuntimeError):
+
+class StorageError(AsarError):
     """A location that cannot be used (missing filesystem package, ...)."""
 
 

@@ -1,4 +1,0 @@
-"""YAML presets mirroring the reference configs: `pretrain/<name>.yaml`, `linear/<name>.yaml`."""
-from pathlib import Path
-
-PRESETS = Path(__file__).resolve().parent
