@@ -1,12 +1,18 @@
 """asar-cli: raw skeleton files -> zarr stores -> ASAR pre-training -> evaluation.
 
-Thin click commands: parse options, pick a preset, call a stage in `pipelines/`,
-render progress and results with rich. Heavy libraries (torch, dask, zarr) are
-imported inside the commands that need them, so `asar-cli --help` is instant.
+Thin click commands: parse options, call a stage in `pipelines/`, render the result.
+Results (tables, summaries; one JSON object with `--json`) go to stdout; progress and
+notes to stderr (`--quiet` hides them). Heavy libraries (torch, dask, zarr) are imported
+inside the commands that need them, so `asar-cli --help` is instant.
+
+Errors: an expected failure (`asar_data.errors.AsarError`, a full disk, a read-only
+workspace) is one red line and exit status 2; anything else is a bug: one line with the
+path of a crash log holding the traceback, exit status 1.
 """
 from __future__ import annotations
 
-import functools
+import errno
+import json
 import os
 import sys
 from collections.abc import Callable
@@ -18,6 +24,9 @@ WORKDIR_HELP = (
     "Workspace holding every stage's output and manifest "
     "[default: $ASAR_WORKDIR, else ./asar-work]."
 )
+# OS errors a user can act on (free space, fix permissions): one line, not a crash
+EXPECTED_ERRNO = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
+                  errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG}
 
 
 class UserError(click.ClickException):
@@ -29,11 +38,95 @@ class UserError(click.ClickException):
         click.secho(f"error: {self.message}", fg="red", err=True)
 
 
+class Crash(click.ClickException):
+    """A bug: one line naming the crash log, exit status 1."""
+
+    exit_code = 1
+
+    def show(self, file: Any = None) -> None:
+        click.secho(f"error: {self.message}", fg="red", err=True)
+
+
+def crash_log(exc: BaseException) -> str:
+    """Write the traceback of an unexpected exception to a log file; returns its path."""
+    import tempfile
+    import time
+    import traceback
+
+    text = (f"asar-cli {' '.join(sys.argv[1:])}\n{time.ctime()}\n\n"
+            + "".join(traceback.format_exception(exc)))
+    for folder in (os.path.join(os.path.expanduser("~"), ".cache", "asar", "crashes"),
+                   tempfile.gettempdir()):
+        try:
+            os.makedirs(folder, exist_ok=True)
+            path = os.path.join(folder, f"crash-{time.strftime('%Y%m%d-%H%M%S')}-"
+                                        f"{os.getpid()}.log")
+            with open(path, "w") as f:
+                f.write(text)
+            return path
+        except OSError:
+            continue
+    return "(no crash log: nowhere to write it)"
+
+
+class AsarGroup(click.Group):
+    """The command group: keeps the raw arguments (to relaunch under torchrun) and turns
+    exceptions into the error policy above."""
+
+    raw_args: list[str] = []
+
+    def main(self, args: Any = None, *a: Any, **kw: Any) -> Any:
+        AsarGroup.raw_args = list(sys.argv[1:] if args is None else args)
+        return super().main(args, *a, **kw)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from asar_data.errors import AsarError
+
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
+            raise
+        except AsarError as e:
+            raise UserError(str(e)) from e
+        except OSError as e:
+            if e.errno in EXPECTED_ERRNO:
+                where = f" {e.filename}" if e.filename else ""
+                raise UserError(f"cannot use{where}: {e.strerror}; free some space, fix the "
+                                "permissions or choose another --workdir / --out") from e
+            raise Crash(_crash_line(e)) from e
+        except Exception as e:
+            raise Crash(_crash_line(e)) from e
+
+
+def _crash_line(e: BaseException) -> str:
+    first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+    return (f"unexpected {type(e).__name__}{': ' + first if first else ''} (a bug; the "
+            f"traceback is in {crash_log(e)} - please report it)")
+
+
+# ------------------------------------------------------------------ shared options
+
+
 def workdir_option(fn: Callable) -> Callable:
     return click.option(
         "--workdir", "-w", type=str, default=None, envvar="ASAR_WORKDIR",
         show_envvar=False, help=WORKDIR_HELP,
     )(fn)
+
+
+def output_options(fn: Callable) -> Callable:
+    """--json (one machine-readable object on stdout) and --quiet (no progress)."""
+    fn = click.option("--quiet", "-q", is_flag=True,
+                      help="No progress bars or notes on stderr (errors still show).")(fn)
+    return click.option("--json", "as_json", is_flag=True,
+                        help="Print one JSON object with the result on stdout, nothing "
+                             "else.")(fn)
+
+
+def wait_option(fn: Callable) -> Callable:
+    return click.option("--wait", is_flag=True,
+                        help="When another run is writing the same output, wait for it "
+                             "instead of stopping.")(fn)
 
 
 def cluster_options(fn: Callable) -> Callable:
@@ -45,28 +138,10 @@ def cluster_options(fn: Callable) -> Callable:
         "--workers", type=click.IntRange(min=1), default=None,
         help="Worker processes of the local dask cluster [default: CPU count, max 8].",
     )(fn)
+    fn = wait_option(fn)
     return click.option("--force", is_flag=True, help="Redo the stage even if it is up to date.")(
         fn
     )
-
-
-def friendly_errors(fn: Callable) -> Callable:
-    """Turn expected failures (bad input, missing stages) into one red line, exit 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from asar_data.storage import StorageError
-        from pipelines.errors import NonFiniteLoss
-        from pipelines.workspace import WorkspaceError
-
-        try:
-            return fn(*args, **kwargs)
-        except (WorkspaceError, ValueError, FileNotFoundError, KeyError, NonFiniteLoss,
-                StorageError) as e:
-            msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-            raise UserError(str(msg)) from e
-
-    return wrapper
 
 
 def console(stderr: bool = True):
@@ -77,10 +152,10 @@ def console(stderr: bool = True):
     return Console(stderr=stderr, width=None if stream.isatty() else 160)
 
 
-def progress():
-    from pipelines.progress import RichProgress
+def progress(quiet: bool = False):
+    from pipelines.progress import Progress, RichProgress
 
-    return RichProgress(console())
+    return Progress() if quiet else RichProgress(console())
 
 
 def workspace(workdir: str | None):
@@ -101,7 +176,11 @@ def choose_dataset(ws: Any, requested: str | None) -> str:
         raise
 
 
-def print_table(title: str, rows: list[tuple[str, Any]]) -> None:
+def emit(as_json: bool, data: Any, title: str, rows: list[tuple[str, Any]]) -> None:
+    """The result of a command on stdout: a two-column table, or ``data`` as JSON."""
+    if as_json:
+        click.echo(json.dumps(data, default=str))
+        return
     from rich.table import Table
 
     table = Table(title=title, show_header=False, title_justify="left")
@@ -109,13 +188,19 @@ def print_table(title: str, rows: list[tuple[str, Any]]) -> None:
     table.add_column()
     for k, v in rows:
         table.add_row(k, str(v))
-    console().print(table)
+    console(stderr=False).print(table)
+
+
+def note(quiet: bool, message: str) -> None:
+    if not quiet:
+        console().print(message)
 
 
 # ------------------------------------------------------------------ the group
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=AsarGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="asar", prog_name="asar-cli")
 def main() -> None:
     """Self-supervised skeleton action representation learning with ASAR.
@@ -128,10 +213,12 @@ def main() -> None:
       asar-cli downsample                 raw store -> 50-frame store (frames50.zarr)
       asar-cli pretrain                   ASAR pre-training of an ST-GCN encoder
       asar-cli evaluate --weights CKPT    linear / k-NN / semi-supervised / fine-tune
+      asar-cli report                     one HTML page of every run and evaluation
 
     Without a dataset name, a command acts on the workspace's only dataset and its
     default benchmark (NTU-60 xview, NTU-120 xsub, PKU-MMD cs). `asar-cli demo`
     runs everything on a synthetic dataset; `asar-cli status` shows what is done.
+    Results go to stdout (--json for one JSON object), progress to stderr (--quiet).
     """
 
 
@@ -158,7 +245,6 @@ def synth_options(fn: Callable) -> Callable:
               help="Action classes (distinct motions; A050-A060 are two-person).")
 @click.option("--dataset", type=click.Choice(["ntu60", "ntu120"]), default="ntu60",
               show_default=True, help="Name ranges (setups, subjects, actions) to draw from.")
-@friendly_errors
 def synth_ntu(out: str, samples: int, classes: int, seed: int, dataset: str) -> None:
     """NTU `SsssCcccPpppRrrrAaaa.skeleton` files of distinct articulated motions."""
     from asar_data.synth import write_ntu_dataset
@@ -168,7 +254,7 @@ def synth_ntu(out: str, samples: int, classes: int, seed: int, dataset: str) -> 
     with progress().bar("synth ntu", total=samples, unit="files") as bar:
         summary = write_ntu_dataset(out, samples=samples, classes=classes, seed=seed,
                                     dataset=dataset, progress=lambda n: bar.update(completed=n))
-    print_table("synthetic NTU dataset", [("folder", out), *_summary_rows(summary)])
+    emit(False, None, "synthetic NTU dataset", [("folder", out), *_summary_rows(summary)])
 
 
 @synth.command("pku")
@@ -177,7 +263,6 @@ def synth_ntu(out: str, samples: int, classes: int, seed: int, dataset: str) -> 
               help="Performances (each seen from the L, M and R views).")
 @click.option("--classes", default=51, show_default=True, type=click.IntRange(1, 51),
               help="Action classes used in the videos.")
-@friendly_errors
 def synth_pku(out: str, videos: int, classes: int, seed: int) -> None:
     """PKU-MMD part I layout: long skeleton files, label files and the two split files."""
     from asar_data.synth import write_pku_dataset
@@ -185,7 +270,7 @@ def synth_pku(out: str, videos: int, classes: int, seed: int) -> None:
     with progress().bar("synth pku", total=videos * 3, unit="files") as bar:
         summary = write_pku_dataset(out, videos=videos, classes=classes, seed=seed,
                                     progress=lambda n: bar.update(completed=n))
-    print_table("synthetic PKU-MMD dataset", [("folder", out), *_summary_rows(summary)])
+    emit(False, None, "synthetic PKU-MMD dataset", [("folder", out), *_summary_rows(summary)])
 
 
 def _summary_rows(summary: Any) -> list[tuple[str, Any]]:
@@ -209,12 +294,12 @@ def ingest() -> None:
     """
 
 
-def _ingest_summary(result: Any) -> None:
+def _ingest_summary(result: Any, as_json: bool, quiet: bool) -> None:
     s = result.summary
-    if result.action == "skip":
-        console().print(f"[green]{result.dataset}[/]: up to date, nothing to do ({result.store})")
-        return
-    rows = [("dataset", result.dataset), ("store", result.store),
+    dataset = getattr(result, "dataset", s.get("dataset", ""))
+    if result.action == "skip" and not as_json:
+        note(quiet, f"[green]{dataset}[/]: up to date, nothing to do ({result.output})")
+    rows = [("dataset", dataset), ("store", result.output),
             ("samples", s.get("samples")), ("frames", s.get("frames"))]
     for key in ("files", "candidate_files", "missing_list_skipped", "ignored_files"):
         if key in s:
@@ -224,9 +309,11 @@ def _ingest_summary(result: Any) -> None:
     if s.get("bytes") and s.get("seconds"):
         rows.append(("speed", f"{s['bytes'] / s['seconds'] / 1e6:.1f} MB/s"))
     rows.append(("seconds", s.get("seconds")))
-    rows.append(("report", result.report))
-    print_table(f"ingest {result.dataset}", rows)
-    _print_problems(result.problems, result.report)
+    report = getattr(result, "report", None) or s.get("report")
+    rows.append(("report", report))
+    emit(as_json, result.to_json(), f"ingest {dataset}", rows)
+    if not as_json:
+        _print_problems(getattr(result, "problems", None) or [], report)
 
 
 def _print_problems(problems: list[Any], report: str, examples: int = 3) -> None:
@@ -238,14 +325,14 @@ def _print_problems(problems: list[Any], report: str, examples: int = 3) -> None
         if p.action != "ignored":
             kind = re.sub(r"\d+|\"[^\"]*\"", "#", p.reason)  # group "line 3" with "line 7"
             groups.setdefault((p.action, kind), []).append(p)
+    out = console(stderr=False)
     for (action, _), items in sorted(groups.items(), key=lambda kv: -len(kv[1])):
         shown = ", ".join(f"{p.file}" + (f" line {p.line}" if p.line else "")
                           for p in items[:examples])
         more = f" and {len(items) - examples} more" if len(items) > examples else ""
-        console().print(f"  [yellow]{len(items)} {action}[/]: {items[0].reason} "
-                        f"({shown}{more})")
+        out.print(f"  [yellow]{len(items)} {action}[/]: {items[0].reason} ({shown}{more})")
     if groups:
-        console().print(f"  every problem, with its line and reason: {report}")
+        out.print(f"  every problem, with its line and reason: {report}")
 
 
 @ingest.command("ntu")
@@ -263,16 +350,22 @@ def _print_problems(problems: list[Any], report: str, examples: int = 3) -> None
               help="Store the dataset under another name [default: ntu60 / ntu120].")
 @workdir_option
 @cluster_options
-@friendly_errors
+@output_options
 def ingest_ntu_cmd(raw, dataset, keep_missing, max_bodies, shard_files, name, workdir, force,
-                   workers, scheduler):
+                   wait, workers, scheduler, as_json, quiet):
     """NTU RGB+D 60 / 120 `.skeleton` files -> ntu60 or ntu120 raw store."""
     from pipelines.ingest import ingest_ntu
 
     result = ingest_ntu(workspace(workdir), raw, dataset=dataset, bodies=max_bodies,
                         skip_missing=not keep_missing, workers=workers, scheduler=scheduler,
-                        force=force, progress=progress(), shard_files=shard_files, name=name)
-    _ingest_summary(result)
+                        force=force, progress=progress(quiet or as_json),
+                        shard_files=shard_files, name=name, **_wait(wait))
+    _ingest_summary(result, as_json, quiet)
+
+
+def _wait(wait: bool) -> dict[str, Any]:
+    """The wait option for stage functions that take it (all but not-yet-converted ones)."""
+    return {"wait": True} if wait else {}
 
 
 @ingest.command("pku")
@@ -285,17 +378,17 @@ def ingest_ntu_cmd(raw, dataset, keep_missing, max_bodies, shard_files, name, wo
 @click.option("--split-cv", default=None, help="Cross-view split file.")
 @workdir_option
 @cluster_options
-@friendly_errors
-def ingest_pku_cmd(part, raw, skeletons, labels, split_cs, split_cv, workdir, force, workers,
-                   scheduler):
+@output_options
+def ingest_pku_cmd(part, raw, skeletons, labels, split_cs, split_cv, workdir, force, wait,
+                   workers, scheduler, as_json, quiet):
     """PKU-MMD part I / II -> pku1 or pku2 raw store, one sample per labelled segment."""
     from pipelines.ingest import ingest_pku
 
     splits = {k: v for k, v in (("cs", split_cs), ("cv", split_cv)) if v}
     result = ingest_pku(workspace(workdir), raw, part=int(part), skeletons=skeletons,
                         labels=labels, split_files=splits, workers=workers, scheduler=scheduler,
-                        force=force, progress=progress())
-    _ingest_summary(result)
+                        force=force, progress=progress(quiet or as_json), **_wait(wait))
+    _ingest_summary(result, as_json, quiet)
 
 
 @ingest.command("reference")
@@ -304,20 +397,21 @@ def ingest_pku_cmd(part, raw, skeletons, labels, split_cs, split_cv, workdir, fo
 @click.option("--name", required=True, help="Dataset name in the workspace.")
 @click.option("--val-data", default=None, help="Test-side .npy (e.g. val_data.npy).")
 @click.option("--val-labels", default=None, help="Test-side label pickle.")
-@click.option("--classes", default=None, type=int,
+@click.option("--classes", default=None, type=click.IntRange(min=1),
               help="Number of classes [default: max label + 1].")
 @workdir_option
 @cluster_options
-@friendly_errors
+@output_options
 def ingest_reference_cmd(data, labels, name, val_data, val_labels, classes, workdir, force,
-                         workers, scheduler):
+                         wait, workers, scheduler, as_json, quiet):
     """A reference tools' preprocessed folder -> raw store NAME (benchmark `default`)."""
     from pipelines.ingest import ingest_reference
 
     result = ingest_reference(workspace(workdir), name, data, labels, val_data=val_data,
                               val_labels=val_labels, classes=classes, workers=workers,
-                              scheduler=scheduler, force=force, progress=progress())
-    _ingest_summary(result)
+                              scheduler=scheduler, force=force,
+                              progress=progress(quiet or as_json), **_wait(wait))
+    _ingest_summary(result, as_json, quiet)
 
 
 # ------------------------------------------------------------------ downsample
@@ -335,8 +429,9 @@ def ingest_reference_cmd(data, labels, name, val_data, val_labels, classes, work
               help="Samples per zarr chunk (and per task).")
 @workdir_option
 @cluster_options
-@friendly_errors
-def downsample(dataset, frames, bodies, chunk, workdir, force, workers, scheduler):
+@output_options
+def downsample(dataset, frames, bodies, chunk, workdir, force, wait, workers, scheduler,
+               as_json, quiet):
     """Raw store -> the 50-frame training store, with every benchmark's split indices.
 
     The reference transform (pad to 300, centre on the spine, resize the valid
@@ -347,77 +442,31 @@ def downsample(dataset, frames, bodies, chunk, workdir, force, workers, schedule
     ws = workspace(workdir)
     dataset = choose_dataset(ws, dataset)
     result = run(ws, dataset, frames=frames, bodies=bodies, chunk=chunk, workers=workers,
-                 scheduler=scheduler, force=force, progress=progress())
+                 scheduler=scheduler, force=force, progress=progress(quiet or as_json),
+                 wait=wait)
     s = result.summary
-    if result.action == "skip":
-        console().print(f"[green]{dataset}[/]: up to date, nothing to do ({result.store})")
-        return
-    rows = [("dataset", dataset), ("store", result.store), ("samples", s["samples"]),
-            ("frames", s["frames"]), ("samples with no body", s["empty_samples"])]
-    rows += [(f"split {b}", f"{tr} train / {te} test") for b, (tr, te) in s["splits"].items()]
-    rows.append(("seconds", s["seconds"]))
-    print_table(f"downsample {dataset}", rows)
+    if result.skipped and not as_json:
+        note(quiet, f"[green]{dataset}[/]: up to date, nothing to do ({result.output})")
+    rows = [("dataset", dataset), ("store", result.output), ("samples", s.get("samples")),
+            ("frames", s.get("frames")), ("samples with no body", s.get("empty_samples"))]
+    rows += [(f"split {b}", f"{tr} train / {te} test")
+             for b, (tr, te) in s.get("splits", {}).items()]
+    rows.append(("seconds", s.get("seconds")))
+    emit(as_json, result.to_json(), f"downsample {dataset}", rows)
 
 
 # ------------------------------------------------------------------ pretrain
 
 
-def dataset_defaults(ws: Any, dataset: str) -> dict[str, Any]:
-    """A dataset's benchmarks and default benchmark, from its ingest manifest."""
-    from pipelines.workspace import WorkspaceError
-
-    m = ws.raw(dataset).load_manifest()
-    if m is None:
-        raise WorkspaceError(
-            f"no dataset {dataset!r} in workspace {ws.root}: run `asar-cli ingest ...` first"
-        )
-    return {"benchmarks": m.summary.get("benchmarks") or [],
-            "default_benchmark": m.summary.get("default_benchmark"),
-            "classes": m.summary.get("classes")}
-
-
 def resolve_config(kind: str, ws: Any, preset: str | None, config: str | None,
                    dataset: str | None, benchmark: str | None, overrides: tuple[str, ...],
                    seed: int | None = None, deterministic: bool = False) -> dict[str, Any]:
-    """The configuration a command runs with: preset or file, workspace defaults, overrides.
+    """The configuration a command runs with (see `pipelines.config.resolve_config`); the
+    dataset is asked for on a TTY when the workspace holds several."""
+    from pipelines.config import resolve_config as resolve
 
-    Dataset: --dataset, else the preset's when the workspace has it, else the workspace's
-    only dataset. Benchmark: --benchmark, else the preset's when the dataset has it, else
-    the dataset's default. Preset: --preset / --config, else `<dataset>-<benchmark>`.
-    """
-    from pipelines.config import ConfigError, apply_overrides, load_preset, load_yaml, preset_names
-
-    base: dict[str, Any] | None = None
-    if preset and config:
-        raise ConfigError("give --preset or --config, not both")
-    if config:
-        base = load_yaml(config)
-    elif preset:
-        base = load_preset(kind, preset)
-    if dataset is None and base is not None and base.get("dataset") in ws.datasets():
-        dataset = base["dataset"]
-    dataset = choose_dataset(ws, dataset)
-    info = dataset_defaults(ws, dataset)
-    if benchmark is None:
-        wanted = base.get("benchmark") if base is not None else None
-        benchmark = wanted if wanted in info["benchmarks"] else info["default_benchmark"]
-    if benchmark not in info["benchmarks"]:
-        raise ConfigError(f"{dataset} has no benchmark {benchmark!r} "
-                          f"(it has: {', '.join(info['benchmarks'])})")
-    if base is None:
-        name = f"{dataset}-{benchmark}"
-        if name not in preset_names(kind):
-            raise ConfigError(f"no {kind} preset for {dataset} {benchmark}: name one with "
-                              f"--preset ({', '.join(preset_names(kind))}) or give --config FILE")
-        base = load_preset(kind, name)
-    cfg = apply_overrides(base, list(overrides))
-    cfg["dataset"], cfg["benchmark"] = dataset, benchmark
-    if seed is not None:
-        cfg["seed"] = seed
-    cfg.setdefault("seed", 0)
-    if deterministic:
-        cfg["deterministic"] = True
-    return cfg
+    return resolve(kind, ws, preset, config, dataset, benchmark, overrides, seed,
+                   deterministic, choose=lambda requested: choose_dataset(ws, requested))
 
 
 def config_options(fn: Callable) -> Callable:
@@ -426,7 +475,8 @@ def config_options(fn: Callable) -> Callable:
                      help="A reference preset: ntu60-xsub, ntu60-xview, ntu120-xsub, ntu120-xset, "
                           "pku1-cs, pku2-cs [default: <dataset>-<benchmark>]."),
         click.option("--config", "config_file", default=None, type=click.Path(dir_okay=False),
-                     help="A YAML file with the preset keys, instead of --preset."),
+                     help="A YAML file with the preset keys (ours or a reference config "
+                          "file), instead of --preset."),
         click.option("--dataset", default=None,
                      help="Dataset of the workspace [default: the preset's, or the only one]."),
         click.option("--benchmark", default=None,
@@ -434,30 +484,38 @@ def config_options(fn: Callable) -> Callable:
         click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                      help="Override a config key (dotted for nested keys, value read as YAML), "
                           "e.g. --set num_epoch=100 --set model_args.queue_size=16384. "
-                          "Repeatable."),
+                          "Repeatable; unknown keys are refused."),
         click.option("--seed", type=int, default=None, help="Random seed [default: 0]."),
     ]):
         fn = opt(fn)
     return fn
 
 
-def launch_ranks(nproc: int, options: dict[str, Any]) -> int:
-    """Start `nproc` ranks of this pretrain command with torchrun; returns its exit status."""
+def launch_ranks(nproc: int) -> int:
+    """Start `nproc` ranks of this very command with torchrun; returns its exit status.
+
+    The ranks run `python -P -m asar` with the user's own arguments (less --nproc): -P
+    keeps the working directory off sys.path, so a user's `cli.py`, `configs/` or
+    `pipelines/` there cannot shadow ours.
+    """
     import subprocess
 
-    args = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-            "--nproc-per-node", str(nproc), "-m", "cli", "pretrain"]
-    for flag, key in (("--preset", "preset"), ("--config", "config_file"),
-                      ("--dataset", "dataset"), ("--benchmark", "benchmark"),
-                      ("--seed", "seed"), ("--device", "device"), ("--workdir", "workdir"),
-                      ("--run-name", "run_name")):
-        if options.get(key) is not None:
-            args += [flag, str(options[key])]
-    for item in options.get("overrides") or ():
-        args += ["--set", item]
-    args += [flag for flag, key in (("--deterministic", "deterministic"), ("--force", "force"))
-             if options.get(key)]
-    return subprocess.call(args)
+    args, skip = [], False
+    for a in AsarGroup.raw_args:
+        if skip:
+            skip = False
+            continue
+        if a == "--nproc":
+            skip = True
+            continue
+        if a.startswith("--nproc="):
+            continue
+        # torchrun's parser would read a bare --run as its own --run-path
+        args.append("--run-name" if a == "--run" else
+                    "--run-name=" + a[6:] if a.startswith("--run=") else a)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+           str(nproc), "--no-python", sys.executable, "-P", "-m", "asar", *args]
+    return subprocess.call(cmd)
 
 
 @main.command()
@@ -472,9 +530,10 @@ def launch_ranks(nproc: int, options: dict[str, Any]) -> int:
                    "the global batch stays batch_size.")
 @workdir_option
 @click.option("--force", is_flag=True, help="Start the run afresh even if it exists.")
-@friendly_errors
+@wait_option
+@output_options
 def pretrain(preset, config_file, dataset, benchmark, overrides, seed, deterministic, run_name,
-             device, nproc, workdir, force):
+             device, nproc, workdir, force, wait, as_json, quiet):
     """ASAR pre-training of the ST-GCN encoder on a benchmark's training split.
 
     Checkpoints after every epoch; the same command after a crash or kill resumes
@@ -483,10 +542,7 @@ def pretrain(preset, config_file, dataset, benchmark, overrides, seed, determini
     `asar-cli evaluate --weights RUN`.
     """
     if nproc > 1 and "RANK" not in os.environ:
-        sys.exit(launch_ranks(nproc, dict(
-            preset=preset, config_file=config_file, dataset=dataset, benchmark=benchmark,
-            overrides=overrides, seed=seed, deterministic=deterministic, run_name=run_name,
-            device=device, workdir=workdir, force=force)))
+        sys.exit(launch_ranks(nproc))
     from pipelines.pretrain import pretrain as run
 
     ws = workspace(workdir)
@@ -495,18 +551,18 @@ def pretrain(preset, config_file, dataset, benchmark, overrides, seed, determini
     if device:
         cfg["device"] = device
     name = run_name or f"{cfg['benchmark']}-{cfg.get('stream', 'joint')}"
-    result = run(ws, cfg, name, force=force, progress=progress())
+    result = run(ws, cfg, name, force=force, progress=progress(quiet or as_json), wait=wait)
     if os.environ.get("RANK", "0") != "0":
         return
     s = result.summary
-    if result.action == "skip":
-        console().print(f"[green]run {result.run_dir}[/] is complete - nothing to do")
+    if result.skipped and not as_json:
+        note(quiet, f"[green]run {result.output}[/] is complete - nothing to do")
     rows = [("dataset", result.dataset), ("benchmark", result.benchmark),
-            ("run", result.run_dir), ("epochs", s.get("epochs")),
+            ("run", result.output), ("epochs", s.get("epochs")),
             ("final loss", f"{s['final_loss']:.4f}" if s.get("final_loss") is not None else "-"),
             ("samples/s", f"{s['samples_per_s']:.1f}" if s.get("samples_per_s") else "-"),
             ("checkpoint", s.get("checkpoint"))]
-    print_table("pretrain", rows)
+    emit(as_json, result.to_json(), "pretrain", rows)
 
 
 # ------------------------------------------------------------------ evaluate
@@ -558,17 +614,18 @@ def _accuracy_rows(result: dict[str, Any]) -> list[tuple[str, Any]]:
                    "their score-average ensemble.")
 @click.option("--k", "knn_k", default=20, show_default=True, type=click.IntRange(min=1),
               help="Neighbours for --protocol knn.")
-@click.option("--label-fraction", type=float, default=None,
+@click.option("--label-fraction", type=click.FloatRange(0, 1, min_open=True), default=None,
               help="Fraction of training labels for --protocol semi (0.01 or 0.1).")
 @click.option("--name", default=None,
               help="Result folder <workdir>/<dataset>/eval/<name> [default: from protocol, "
-                   "stream and weights].")
+                   "stream, benchmark and weights].")
 @click.option("--device", default=None, help="auto (CUDA when present), cpu, cuda, ...")
 @workdir_option
 @click.option("--force", is_flag=True, help="Evaluate again even if the result is up to date.")
-@friendly_errors
+@wait_option
+@output_options
 def evaluate(preset, config_file, dataset, benchmark, overrides, seed, weights, protocol, stream,
-             knn_k, label_fraction, name, device, workdir, force):
+             knn_k, label_fraction, name, device, workdir, force, wait, as_json, quiet):
     """Evaluate an encoder: linear protocol by default, top-1/top-5 on the test split.
 
     The frozen encoder runs once over the data (eval mode, no augmentation) and the
@@ -590,19 +647,20 @@ def evaluate(preset, config_file, dataset, benchmark, overrides, seed, weights, 
     else:
         resolved = resolve_weights(ws, cfg["dataset"], spec)
     result = run(ws, cfg, resolved, protocol, stream_name, name=name, k=knn_k,
-                 label_fraction=label_fraction, force=force, progress=progress())
+                 label_fraction=label_fraction, force=force,
+                 progress=progress(quiet or as_json), wait=wait)
     title = (f"evaluate {protocol} {result.stream} - {result.dataset} {result.benchmark}"
-             + (" (cached)" if result.action == "skip" else ""))
+             + (" (cached)" if result.skipped else ""))
     rows = [("weights", result.result.get("weights") or "random init (seed "
              f"{cfg.get('seed', 0)})")]
-    if result.streams:
+    if "streams" in result.details:
         for s, sub in result.streams.items():
             acc = sub.result["accuracy"]
             rows.append((f"{s} top-1 / top-5", f"{acc['top1']:.2f} / {acc['top5']:.2f}"))
         rows.append(("3-stream ensemble", ""))
     rows += _accuracy_rows(result.result)
     rows.append(("results", result.eval_dir))
-    print_table(title, rows)
+    emit(as_json, result.to_json(), title, rows)
 
 
 def embedding_options(fn: Callable) -> Callable:
@@ -622,13 +680,18 @@ def embedding_options(fn: Callable) -> Callable:
     return fn
 
 
+def _default_benchmark(ws: Any, dataset: str) -> str:
+    from pipelines.config import dataset_defaults
+
+    return dataset_defaults(ws, dataset)["default_benchmark"]
+
+
 @main.command()
 @embedding_options
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="The .npy file to write: (N, 256) float32 features.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of a random init.")
 @workdir_option
-@friendly_errors
 def embed(dataset, weights, benchmark, split, stream, out, seed, workdir):
     """Write the pooled 256-d features of one split (the input of fc; encoder in eval mode)."""
     from pipelines.evaluate import embed as run
@@ -636,11 +699,11 @@ def embed(dataset, weights, benchmark, split, stream, out, seed, workdir):
 
     ws = workspace(workdir)
     dataset = choose_dataset(ws, dataset)
-    benchmark = benchmark or dataset_defaults(ws, dataset)["default_benchmark"]
+    benchmark = benchmark or _default_benchmark(ws, dataset)
     labels = run(ws, dataset, benchmark, split, resolve_weights(ws, dataset, weights), out,
                  stream=stream, seed=seed, progress=progress())
-    print_table("embed", [("dataset", dataset), ("benchmark", benchmark), ("split", split),
-                          ("samples", len(labels)), ("features", out)])
+    emit(False, None, "embed", [("dataset", dataset), ("benchmark", benchmark),
+                                ("split", split), ("samples", len(labels)), ("features", out)])
 
 
 @main.command()
@@ -650,19 +713,19 @@ def embed(dataset, weights, benchmark, split, stream, out, seed, workdir):
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The PNG to write.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the subset/t-SNE.")
 @workdir_option
-@friendly_errors
 def tsne(dataset, weights, benchmark, split, stream, samples, out, seed, workdir):
     """Draw the t-SNE of the embeddings, coloured by class, to a PNG (like the paper's figure)."""
     from pipelines.evaluate import resolve_weights, tsne_figure
 
     ws = workspace(workdir)
     dataset = choose_dataset(ws, dataset)
-    benchmark = benchmark or dataset_defaults(ws, dataset)["default_benchmark"]
+    benchmark = benchmark or _default_benchmark(ws, dataset)
     info = tsne_figure(ws, dataset, benchmark, resolve_weights(ws, dataset, weights), out,
                        stream=stream, samples=samples, seed=seed, split=split,
                        progress=progress())
-    print_table("t-SNE", [("dataset", dataset), ("benchmark", benchmark), ("figure", out),
-                          *[(k, v) for k, v in info.items() if not isinstance(v, list | dict)]])
+    emit(False, None, "t-SNE", [("dataset", dataset), ("benchmark", benchmark), ("figure", out),
+                                *[(k, v) for k, v in info.items()
+                                  if not isinstance(v, list | dict)]])
 
 
 # ------------------------------------------------------------------ export
@@ -680,17 +743,21 @@ def export() -> None:
               help="Which train/test split to write.")
 @click.option("--stage", default="raw", show_default=True,
               help="raw (300-frame train_data.npy) or frames50 (train_position.npy).")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Folder to write (replaced whole when it is an earlier export).")
 @workdir_option
-@friendly_errors
-def export_reference_cmd(dataset, benchmark, stage, out, workdir):
+@click.option("--force", is_flag=True, help="Write again even if the export is up to date.")
+@wait_option
+@output_options
+def export_reference_cmd(dataset, benchmark, stage, out, workdir, force, wait, as_json, quiet):
     """The reference tools' folder layout: .npy arrays and (names, labels) pickles."""
     from pipelines.export import export_reference
 
-    counts = export_reference(workspace(workdir), dataset, benchmark, stage, out,
-                              progress=progress())
-    print_table(f"export {dataset} {benchmark} ({stage})",
-                [("folder", out), ("train", counts["train"]), ("val", counts["val"])])
+    result = export_reference(workspace(workdir), dataset, benchmark, stage, out,
+                              progress=progress(quiet or as_json), force=force, wait=wait)
+    s = result.summary
+    emit(as_json, result.to_json(), f"export {dataset} {benchmark} ({stage})",
+         [("folder", result.output), ("train", s.get("train")), ("val", s.get("val"))])
 
 
 # ------------------------------------------------------------------ demo
@@ -699,7 +766,6 @@ def export_reference_cmd(dataset, benchmark, stage, out, workdir):
 @main.command()
 @click.option("--small", is_flag=True, help="A reduced size (what CI runs): a quick smoke run.")
 @workdir_option
-@friendly_errors
 def demo(small, workdir):
     """The whole pipeline on the embedded synthetic dataset, in one workspace.
 
@@ -735,27 +801,34 @@ def demo(small, workdir):
 
 @main.command()
 @workdir_option
-@friendly_errors
-def status(workdir):
-    """Every stage output of the workspace: complete, partial, stale (why) or missing."""
+@output_options
+def status(workdir, as_json, quiet):
+    """Every stage output of the workspace: complete, running, stopped, partial, stale, missing."""
     from rich.table import Table
 
     from pipelines.status import human_size, human_time, workspace_status
 
     ws = workspace(workdir)
     rows = workspace_status(ws)
-    if not rows:
-        console().print(f"workspace {ws.root} is empty: start with `asar-cli ingest ...` "
-                        "or `asar-cli demo`")
+    if as_json:
+        from dataclasses import asdict
+
+        click.echo(json.dumps({"workspace": ws.root, "outputs": [asdict(r) for r in rows]},
+                              default=str))
         return
-    colours = {"complete": "green", "partial": "yellow", "stale": "magenta", "missing": "red"}
+    if not rows:
+        console(stderr=False).print(f"workspace {ws.root} is empty: start with "
+                                    "`asar-cli ingest ...` or `asar-cli demo`")
+        return
+    colours = {"complete": "green", "running": "cyan", "partial": "yellow",
+               "stopped": "yellow", "stale": "magenta", "missing": "red"}
     table = Table(title=f"workspace {ws.root}", title_justify="left")
     for col in ("dataset", "stage", "output", "state", "detail", "size", "updated"):
         table.add_column(col)
     for r in rows:
         out = os.path.relpath(r.output, ws.root) if "://" not in r.output else r.output
-        table.add_row(r.dataset, r.stage, out, f"[{colours[r.state]}]{r.state}[/]", r.detail,
-                      human_size(r.size), human_time(r.updated))
+        table.add_row(r.dataset, r.stage, out, f"[{colours.get(r.state, 'white')}]{r.state}[/]",
+                      r.detail, human_size(r.size), human_time(r.updated))
     console(stderr=False).print(table)
 
 

@@ -42,6 +42,22 @@ def create(location: str, samples: int, frames: int, chunk: int) -> None:
                       dimension_names=("sample",), compressors=None, fill_value=0)
 
 
+def exists(location: str) -> bool:
+    """Whether the store's `data` array has been created (chunks may still be missing)."""
+    from asar_data.storage import exists as _exists
+    from asar_data.storage import join
+
+    return _exists(join(location, "data", "zarr.json"))
+
+
+def valid_lengths(location: str) -> np.ndarray:
+    """(N,) int32 frames the transform resized per sample (0: no body), read whole."""
+    from asar_data import chunk_io
+    from asar_data.storage import join
+
+    return chunk_io.read(join(location, "valid_length"))
+
+
 def write_block(location: str, start: int, block: np.ndarray, valid_length: np.ndarray) -> None:
     """Write samples [start, start + len(block)) - a whole chunk, or the store's tail.
 

@@ -100,8 +100,13 @@ def read_weights(location: str) -> dict[str, Any]:
         raise CheckpointError(
             f"{location} cannot be read as a weights file (torch.load, weights_only=True): {e}"
         ) from e
+    return as_mapping(obj, location)
+
+
+def as_mapping(obj: Any, name: str) -> dict[str, Any]:
+    """A loaded weights object as a dict; anything but a mapping is refused naming ``name``."""
     if not isinstance(obj, Mapping):
-        raise CheckpointError(f"{location} holds a {type(obj).__name__}, not a state_dict")
+        raise CheckpointError(f"{name} holds a {type(obj).__name__}, not a state_dict")
     return dict(obj)
 
 

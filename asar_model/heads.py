@@ -23,6 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from asar_model.training import learning_rate, make_sgd
+
 
 # -- metrics -------------------------------------------------------------------------------
 def topk_accuracy(scores: torch.Tensor, labels: torch.Tensor,
@@ -117,20 +119,6 @@ def new_fc(dim: int, num_classes: int, generator: torch.Generator | None = None
         fc.weight.normal_(0.0, 0.02, generator=generator)
         fc.bias.zero_()
     return fc
-
-
-def learning_rate(cfg: Mapping[str, Any], epoch: int) -> float:
-    """The reference schedule: base_lr x 0.1 for each ``step`` epoch reached (0-based epochs)."""
-    drops = sum(1 for s in cfg.get("step") or [] if epoch >= s)
-    return float(cfg["base_lr"]) * (0.1 ** drops)
-
-
-def make_sgd(params: Any, cfg: Mapping[str, Any]) -> torch.optim.SGD:
-    """SGD from a config's base_lr, momentum (0.9), weight_decay (0) and nesterov (false)."""
-    return torch.optim.SGD(params, lr=float(cfg["base_lr"]),
-                           momentum=float(cfg.get("momentum", 0.9)),
-                           weight_decay=float(cfg.get("weight_decay", 0.0)),
-                           nesterov=bool(cfg.get("nesterov", False)))
 
 
 def eval_epochs(num_epoch: int, interval: int) -> set[int]:

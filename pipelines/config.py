@@ -17,6 +17,8 @@ import yaml
 from asar_data.errors import AsarError
 
 PRESETS = Path(__file__).resolve().parent / "presets"
+# keys that change how fast a run goes, not what it computes: left out of fingerprints
+RUNTIME_KEYS = ("device", "compile", "memory_budget_gb", "log_every", "tensorboard")
 
 
 class ConfigError(AsarError, ValueError):
@@ -108,3 +110,73 @@ def dump(cfg: dict[str, Any]) -> str:
 
 
 _MISSING = object()
+
+
+def validate_config(cfg: dict[str, Any], kind: str) -> list[str]:
+    """Refuse a configuration that cannot run (ConfigError naming the key); returns
+    warnings. Placeholder checks until the full schema lands."""
+    for key in ("num_epoch", "batch_size"):
+        if key in cfg and (not isinstance(cfg[key], int) or isinstance(cfg[key], bool)
+                           or cfg[key] < 1):
+            raise ConfigError(f"{key} must be a whole number of at least 1, not {cfg[key]!r}")
+    return []
+
+
+# -- resolution: preset or file, workspace defaults, overrides ------------------------------
+def dataset_defaults(ws: Any, dataset: str) -> dict[str, Any]:
+    """A dataset's benchmarks, default benchmark and classes, from its ingest manifest."""
+    from pipelines.workspace import WorkspaceError
+
+    m = ws.raw(dataset).load_manifest()
+    if m is None:
+        raise WorkspaceError(
+            f"no dataset {dataset!r} in workspace {ws.root}: run `asar-cli ingest ...` first"
+        )
+    return {"benchmarks": m.summary.get("benchmarks") or [],
+            "default_benchmark": m.summary.get("default_benchmark"),
+            "classes": m.summary.get("classes")}
+
+
+def resolve_config(kind: str, ws: Any, preset: str | None, config: str | None,
+                   dataset: str | None, benchmark: str | None, overrides: tuple[str, ...] = (),
+                   seed: int | None = None, deterministic: bool = False,
+                   choose: Any = None) -> dict[str, Any]:
+    """The configuration a command runs with: preset or file, workspace defaults, overrides.
+
+    Dataset: --dataset, else the preset's when the workspace has it, else the workspace's
+    only dataset (``choose(requested)`` picks, default `Workspace.choose_dataset`).
+    Benchmark: --benchmark, else the preset's when the dataset has it, else the dataset's
+    default. Preset: --preset / --config, else `<dataset>-<benchmark>`.
+    """
+    choose = choose or ws.choose_dataset
+    base: dict[str, Any] | None = None
+    if preset and config:
+        raise ConfigError("give --preset or --config, not both")
+    if config:
+        base = load_yaml(config)
+    elif preset:
+        base = load_preset(kind, preset)
+    if dataset is None and base is not None and base.get("dataset") in ws.datasets():
+        dataset = base["dataset"]
+    dataset = choose(dataset)
+    info = dataset_defaults(ws, dataset)
+    if benchmark is None:
+        wanted = base.get("benchmark") if base is not None else None
+        benchmark = wanted if wanted in info["benchmarks"] else info["default_benchmark"]
+    if benchmark not in info["benchmarks"]:
+        raise ConfigError(f"{dataset} has no benchmark {benchmark!r} "
+                          f"(it has: {', '.join(info['benchmarks'])})")
+    if base is None:
+        name = f"{dataset}-{benchmark}"
+        if name not in preset_names(kind):
+            raise ConfigError(f"no {kind} preset for {dataset} {benchmark}: name one with "
+                              f"--preset ({', '.join(preset_names(kind))}) or give --config FILE")
+        base = load_preset(kind, name)
+    cfg = apply_overrides(base, list(overrides))
+    cfg["dataset"], cfg["benchmark"] = dataset, benchmark
+    if seed is not None:
+        cfg["seed"] = seed
+    cfg.setdefault("seed", 0)
+    if deterministic:
+        cfg["deterministic"] = True
+    return cfg

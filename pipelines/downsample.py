@@ -8,30 +8,37 @@ indices are added and the manifest is marked complete.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
-from asar_data import chunk_io, frames_store, storage
+from asar_data import frames_store
 from asar_data.raw_store import RawStore
-from asar_data.splits import split_indices
-from pipelines.progress import Progress
-from pipelines.sharded import run_shards, start
+from pipelines.config import ConfigError
+from pipelines.runner import Options, Run, Stage, StageResult, execute
 from pipelines.stage import Input
-from pipelines.stages import DOWNSAMPLE
-from pipelines.workspace import Workspace
+from pipelines.workspace import Output, Workspace
 
 DEFAULT_CHUNK = 256
 BODY_MODES = ("first-two", "denoise")
+MAX_FRAMES = 300
 
 
-@dataclass
-class DownsampleResult:
+@dataclass(frozen=True)
+class DownsampleParams:
+    """dataset; frames per sample after resizing; bodies: first-two (reference) or denoise;
+    chunk: samples per zarr chunk and per task."""
+
     dataset: str
-    action: str
-    reason: str
-    summary: dict[str, Any]
-    store: str
+    frames: int = 50
+    bodies: str = "first-two"
+    chunk: int = DEFAULT_CHUNK
+
+    def __post_init__(self) -> None:
+        if self.bodies not in BODY_MODES:
+            raise ConfigError(f"--bodies must be one of {', '.join(BODY_MODES)}, "
+                              f"not {self.bodies!r}")
+        if self.frames < 1 or self.chunk < 1:
+            raise ConfigError("--frames and --chunk must be at least 1")
 
 
 def downsample_shard(
@@ -54,6 +61,74 @@ def downsample_shard(
     return {"samples": stop - start_, "empty": int((valid_length == 0).sum())}
 
 
+class Downsample(Stage[DownsampleParams]):
+    name, version, parallel, unit = "downsample", 1, True, "samples"
+
+    def output(self, ws: Workspace, p: DownsampleParams) -> Output:
+        return ws.frames(p.dataset, p.frames)
+
+    def command(self, p: DownsampleParams) -> str:
+        return f"downsample {p.dataset}"
+
+    def fingerprint_params(self, p: DownsampleParams) -> dict[str, Any]:
+        return {"frames": p.frames, "bodies": p.bodies, "chunk": p.chunk,
+                "max_frames": MAX_FRAMES}
+
+    def inputs(self, ws: Workspace, p: DownsampleParams, state: dict[str, Any]
+               ) -> dict[str, Input]:
+        raw = ws.raw(p.dataset)
+        m = ws.complete_manifest(raw, f"raw store of {p.dataset}",
+                                 f"asar-cli ingest ... ({p.dataset})")
+        state["samples"] = int(m.summary["samples"])
+        return {"raw": Input(ws.relative(raw.store), m.fingerprint, "store")}
+
+    def _ranges(self, run: Run[DownsampleParams]) -> list[tuple[int, int]]:
+        n, c = run.state["samples"], run.params.chunk
+        return [(a, min(a + c, n)) for a in range(0, max(n, 1), c)]
+
+    def shard_weights(self, run: Run[DownsampleParams]) -> list[int]:
+        return [b - a for a, b in self._ranges(run)]
+
+    def begin(self, run: Run[DownsampleParams]) -> None:
+        p = run.params
+        raw = RawStore(run.ws.raw(p.dataset).store)
+        run.state["raw"] = raw
+        # a run killed before its store existed resumes by creating it (no chunk is written)
+        if run.plan.action == "start" or not frames_store.exists(run.where):
+            run.redo(set(run.done))
+            frames_store.create(run.where, run.state["samples"], p.frames, p.chunk)
+
+    def task(self, run: Run[DownsampleParams], shard: int):
+        p, (a, b) = run.params, self._ranges(run)[shard]
+        long_crop = run.state["raw"].attrs.get("long_crop", "first")
+        return downsample_shard, (run.ws.raw(p.dataset).store, run.where, a, b, p.frames,
+                                  long_crop, p.bodies)
+
+    def finish(self, run: Run[DownsampleParams]) -> dict[str, Any]:
+        from asar_data.splits import split_indices
+
+        raw: RawStore = run.state["raw"]
+        meta = raw.meta_all()
+        splits = {
+            b: split_indices(meta, b, raw.attrs.get("ntu_dataset"),
+                             raw.attrs.get("split_lists"))
+            for b in raw.attrs.get("benchmarks", [])
+        }
+        attrs = {k: raw.attrs.get(k) for k in ("dataset", "kind", "benchmarks",
+                                               "default_benchmark", "classes")}
+        attrs.update({"frames": run.params.frames, "bodies": run.params.bodies})
+        frames_store.finalise(run.where, meta["label"], meta["name"], splits, attrs)
+        valid_length = frames_store.valid_lengths(run.where)
+        return {
+            "samples": run.state["samples"],
+            "frames": run.params.frames,
+            "empty_samples": int((valid_length == 0).sum()),
+            "splits": {b: [len(tr), len(te)] for b, (tr, te) in splits.items()},
+            "benchmarks": attrs["benchmarks"],
+            "default_benchmark": attrs["default_benchmark"],
+        }
+
+
 def downsample(
     ws: Workspace,
     dataset: str,
@@ -63,57 +138,10 @@ def downsample(
     workers: int | None = None,
     scheduler: str | None = None,
     force: bool = False,
-    progress: Progress | None = None,
-) -> DownsampleResult:
+    progress: Any = None,
+    wait: bool = False,
+) -> StageResult:
     """Build (or skip, or resume) the `frames<T>` store of a dataset from its raw store."""
-    progress = progress or Progress()
-    if bodies not in BODY_MODES:
-        raise ValueError(f"--bodies must be one of {', '.join(BODY_MODES)}, not {bodies!r}")
-    if frames < 1:
-        raise ValueError("--frames must be at least 1")
-    raw_out = ws.raw(dataset)
-    raw_manifest = ws.complete_manifest(
-        raw_out, f"raw store of {dataset}", f"asar-cli ingest ... ({dataset})"
-    )
-    out = ws.frames(dataset, frames)
-    params = {"frames": frames, "bodies": bodies, "chunk": chunk, "max_frames": 300}
-    inputs = {"raw": Input(ws.relative(raw_out.store), raw_manifest.fingerprint, "store")}
-    n = int(raw_manifest.summary["samples"])
-    shards = max(1, -(-n // chunk))
-    run = start(DOWNSAMPLE, out.manifest, out.store, params, inputs, shards, force, progress)
-    if run.skipped:
-        m = run.plan.manifest
-        return DownsampleResult(dataset, "skip", run.plan.reason, m.summary, out.store)
-    t0 = time.perf_counter()
-    raw = RawStore(raw_out.store)
-    if run.plan.action == "start":
-        frames_store.create(out.store, n, frames, chunk)
-    long_crop = raw.attrs.get("long_crop", "first")
-    run_shards(
-        run,
-        lambda i: (downsample_shard, (raw_out.store, out.store, i * chunk,
-                                      min((i + 1) * chunk, n), frames, long_crop, bodies)),
-        workers, scheduler, progress, f"downsample {dataset}",
-        weight=lambda i: min((i + 1) * chunk, n) - i * chunk, unit="samples",
-    )
-    meta = raw.meta_all()
-    splits = {
-        b: split_indices(meta, b, raw.attrs.get("ntu_dataset"), raw.attrs.get("split_lists"))
-        for b in raw.attrs.get("benchmarks", [])
-    }
-    attrs = {k: raw.attrs.get(k) for k in ("dataset", "kind", "benchmarks", "default_benchmark",
-                                           "classes")}
-    attrs.update({"frames": frames, "bodies": bodies})
-    frames_store.finalise(out.store, meta["label"], meta["name"], splits, attrs)
-    valid_length = chunk_io.read(storage.join(out.store, "valid_length"))
-    summary = {
-        "samples": n,
-        "frames": frames,
-        "empty_samples": int((valid_length == 0).sum()),
-        "splits": {b: [len(tr), len(te)] for b, (tr, te) in splits.items()},
-        "seconds": round(time.perf_counter() - t0, 3),
-        "benchmarks": attrs["benchmarks"],
-        "default_benchmark": attrs["default_benchmark"],
-    }
-    run.log.finish(summary)
-    return DownsampleResult(dataset, run.plan.action, run.plan.reason, summary, out.store)
+    return execute(Downsample(), ws, DownsampleParams(dataset, frames, bodies, chunk),
+                   Options(force=force, wait=wait, workers=workers, scheduler=scheduler),
+                   progress)

@@ -2,9 +2,10 @@
 
 An evaluation lives in `<workdir>/<dataset>/eval/<name>/`: `result.json`,
 `confusion.png`, `scores.npy` (the test samples' class scores, (M, C) float32, in
-ascending store order) and `manifest.json`. Its inputs are the 50-frame store (by its
-manifest fingerprint) and the weights file (name, size, mtime); its parameters the
-resolved config and the protocol options. Unchanged -> skipped.
+ascending store order) and `manifest.json`. It is built in a temporary folder beside
+and swapped in whole, so a failed evaluation leaves nothing behind. Its inputs are the
+50-frame store (by its manifest fingerprint) and the weights file (name, size, mtime);
+its parameters the resolved config and the protocol options. Unchanged -> skipped.
 
 Protocols (METHOD.md, "Evaluation protocols"):
 
@@ -17,16 +18,16 @@ Protocols (METHOD.md, "Evaluation protocols"):
 - ``knn``: cosine k-NN of test features among training features (no training).
 - ``semi``: a class-balanced seeded ``label_fraction`` of the training split, then every
   weight (encoder + new fc) fine-tuned with the semi preset; ``finetune``: the same on
-  the whole training split. Training augments with the normal augmentation (crop +
-  shear) on the device; testing runs in eval mode.
+  the whole training split (`asar_model.training.finetune`).
 - stream ``all``: joint, motion and bone evaluated each with its own weights (each its
   own cached evaluation), and the 3-stream ensemble (the mean of the three streams'
-  test class scores) reported beside them.
+  test class scores) as a stage of its own whose inputs are the three.
 """
 from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import time
 from collections.abc import Mapping
@@ -34,13 +35,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from asar_data import storage
-from pipelines.config import ConfigError, get_key
+from pipelines.config import RUNTIME_KEYS, ConfigError, get_key
 from pipelines.fingerprint import digest, file_fingerprint
-from pipelines.pretrain import RUNTIME_KEYS, epoch_seed, pick_device
+from pipelines.manifest import Manifest
 from pipelines.progress import Progress
-from pipelines.stage import Input, ShardLog, plan
-from pipelines.stages import EVALUATE
-from pipelines.workspace import Workspace
+from pipelines.runner import Options, Run, Stage, StageResult, execute
+from pipelines.stage import Input
+from pipelines.workspace import Output, Workspace
 
 PROTOCOLS = ("linear", "knn", "semi", "finetune")
 STREAMS = ("joint", "motion", "bone")
@@ -49,40 +50,16 @@ RESULT_FORMAT = "asar-eval/1"
 BEST_NOTE = ("top1/top5: after the last epoch. best_top1: the best top-1 of the evaluations "
              "every eval_interval epochs, chosen on the test set - the number the reference "
              "reports.")
+CONFIG_KIND = {"linear": "linear", "knn": "linear", "semi": "semi", "finetune": "finetune"}
 
 
 class FrozenEncoderChanged(RuntimeError):
-    """The encoder's weights changed during an evaluation that must keep them frozen."""
-
-
-@dataclass
-class EvalResult:
-    """One evaluation: where it is, whether it ran, and its result.json."""
-
-    dataset: str
-    benchmark: str
-    protocol: str
-    stream: str
-    eval_dir: str
-    action: str
-    reason: str
-    result: dict[str, Any] = field(default_factory=dict)
-    streams: dict[str, EvalResult] = field(default_factory=dict)   # stream "all" only
-
-
-@dataclass
-class Splits:
-    """The store and the sample indices (ascending) an evaluation reads."""
-
-    store: Any                 # asar_data.frames_store.FramesStore
-    train: Any                 # np.ndarray (n,) int64
-    test: Any                  # np.ndarray (m,) int64
-    classes: int
+    """The encoder's weights changed during an evaluation that must keep them frozen (a bug)."""
 
 
 # -- names and inputs ----------------------------------------------------------------------
 def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._+-]", "_", text)
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", text).lstrip(".") or "weights"
 
 
 def weights_stem(location: str | None, seed: int = 0) -> str:
@@ -107,28 +84,45 @@ def protocol_tag(protocol: str, k: int, label_fraction: float | None) -> str:
     return protocol
 
 
-def default_name(protocol: str, stream: str, weights: str | Mapping[str, str] | None,
-                 k: int = 20, label_fraction: float | None = None, seed: int = 0) -> str:
-    """`<protocol tag>-<stream>-<weights stem>`, e.g. `linear-joint-asar300`."""
+def default_name(protocol: str, stream: str, weights: str | Mapping[str, str | None] | None,
+                 k: int = 20, label_fraction: float | None = None, seed: int = 0,
+                 benchmark: str | None = None) -> str:
+    """`<protocol tag>-<stream>-<weights stem>`, e.g. `linear-joint-xview-joint`.
+
+    The benchmark is put before the stem unless the stem already starts with it (a run
+    named `<benchmark>-<stream>`), so evaluations of one encoder on two benchmarks never
+    share a folder: `linear-joint-xsub-xview-joint`, `linear-joint-xview-random-seed0`.
+    """
     if isinstance(weights, Mapping):
-        stems = list(dict.fromkeys(weights_stem(weights.get(s), seed) for s in STREAMS))
-        stem = "+".join(stems)
+        stem = "+".join(dict.fromkeys(weights_stem(weights.get(s), seed) for s in STREAMS))
     else:
         stem = weights_stem(weights, seed)
+    if benchmark and not stem.startswith(f"{benchmark}-"):
+        stem = f"{benchmark}-{stem}"
     return f"{protocol_tag(protocol, k, label_fraction)}-{stream}-{stem}"
 
 
 def resolve_weights(ws: Workspace, dataset: str, spec: str | None) -> str | None:
-    """A weights file from a path/URL, or a run name of the dataset (its checkpoint.pt)."""
-    if spec is None or storage.exists(spec):
-        return spec
-    ckpt = storage.join(ws.run_dir(dataset, spec), "checkpoint.pt")
-    if storage.exists(ckpt):
-        return ckpt
+    """A weights file (absolute path or URL) from a path/URL, or a run name of the dataset
+    (its checkpoint.pt)."""
     from asar_model.checkpoint import CheckpointError
 
-    raise CheckpointError(f"weights {spec} not found: not a file, nor a run of {dataset} "
-                          f"(no {ckpt})")
+    if spec is None:
+        return None
+    if storage.exists(spec):
+        location = storage.normalise(spec)
+        if storage.isdir(location):
+            raise CheckpointError(f"--weights {spec} is a folder: give a checkpoint file "
+                                  "(e.g. runs/<run>/checkpoint.pt) or a run name")
+        return location
+    if set(spec) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+=-") \
+            and not spec.startswith("."):
+        ckpt = storage.join(ws.run_dir(dataset, spec), "checkpoint.pt")
+        if storage.exists(ckpt):
+            return ckpt
+        raise CheckpointError(f"weights {spec} not found: not a file, nor a run of {dataset} "
+                              f"(no {ckpt})")
+    raise CheckpointError(f"weights file {spec} not found")
 
 
 def weights_input(ws: Workspace, location: str | None) -> Input:
@@ -136,10 +130,10 @@ def weights_input(ws: Workspace, location: str | None) -> Input:
 
     Files inside the workspace are recorded relative to its root (a moved workspace stays
     valid)."""
-    if location is None:
-        return Input("random-init", digest("random-init"), "value")
     from asar_model.checkpoint import CheckpointError
 
+    if location is None:
+        return Input("random-init", digest("random-init"), "value")
     try:
         return Input(ws.relative(location), file_fingerprint(location), "file")
     except (FileNotFoundError, OSError) as e:
@@ -161,14 +155,17 @@ def frames_location(ws: Workspace, dataset: str, frames: int = 50) -> str:
     return ws.resolve(frames_input(ws, dataset, frames).location)
 
 
-def stage_params(cfg: Mapping[str, Any], **options: Any) -> dict[str, Any]:
-    """What an evaluation's output depends on: the config (less runtime keys) + options."""
-    params = {k: v for k, v in cfg.items() if k not in RUNTIME_KEYS}
-    params.update(options)
-    return params
+# -- data and encoders ------------------------------------------------------------------------
+@dataclass
+class Splits:
+    """The store and the sample indices (ascending) an evaluation reads."""
+
+    store: Any                 # asar_data.frames_store.FramesStore
+    train: Any                 # np.ndarray (n,) int64
+    test: Any                  # np.ndarray (m,) int64
+    classes: int
 
 
-# -- data ----------------------------------------------------------------------------------
 def open_splits(store_location: str, benchmark: str, cfg: Mapping[str, Any]) -> Splits:
     """The benchmark's train/test indices and the number of classes (store attrs first)."""
     import numpy as np
@@ -176,6 +173,9 @@ def open_splits(store_location: str, benchmark: str, cfg: Mapping[str, Any]) -> 
     from asar_data.frames_store import FramesStore
 
     store = FramesStore(store_location)
+    if benchmark not in store.benchmarks:
+        raise ConfigError(f"{store.attrs.get('dataset')} has no benchmark {benchmark!r} "
+                          f"(it has: {', '.join(store.benchmarks)})")
     train = np.sort(store.split(benchmark, "train"))
     test = np.sort(store.split(benchmark, "test"))
     classes = int(store.attrs.get("classes") or get_key(cfg, "model_args.num_class", 0))
@@ -189,51 +189,22 @@ def open_splits(store_location: str, benchmark: str, cfg: Mapping[str, Any]) -> 
 def source(splits: Splits, indices: Any, device: Any, cfg: Mapping[str, Any]) -> Any:
     """A loader source of some samples: resident on the device when within the budget."""
     from asar_data.loader import make_source
+    from asar_model.training import memory_budget
 
-    budget = int(float(cfg.get("memory_budget_gb", 4)) * 2**30)
-    return make_source(splits.store, indices, device, budget)
-
-
-def autocast(device: Any, cfg: Mapping[str, Any]) -> Any:
-    """bf16 autocast on CUDA when the config asks for it (``amp: bf16``), else a no-op."""
-    import torch
-
-    enabled = cfg.get("amp") in ("bf16", True) and device.type == "cuda"
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+    return make_source(splits.store, indices, device, memory_budget(cfg))
 
 
-def encode(model: Any, src: Any, stream: str, cfg: Mapping[str, Any], device: Any,
-           progress: Progress, what: str, head: bool = False) -> tuple[Any, Any]:
-    """Eval-mode pass over a source in store order -> (features (N, D) or, with ``head``,
-    class scores (N, C), float32; labels (N,)), both on the device."""
-    import torch
-
-    from asar_data.streams import to_stream
-
-    batch = int(cfg.get("test_batch_size") or cfg.get("batch_size", 128))
-    model.eval()
-    outs, labels = [], []
-    fn = model if head else model.forward_features
-    with torch.no_grad(), progress.bar(what, total=len(src), unit="samples") as bar:
-        for x, y in src.batches(batch, None, drop_last=False):
-            with autocast(device, cfg):
-                outs.append(fn(to_stream(x, stream)).float())
-            labels.append(y)
-            bar.advance(len(y))
-    return torch.cat(outs), torch.cat(labels)
-
-
-# -- encoders ------------------------------------------------------------------------------
 def load_model(weights: str | None, cfg: Mapping[str, Any], classes: int, seed: int
                ) -> tuple[Any, str]:
     """(encoder with a new fc of ``classes`` outputs, a description of its weights)."""
-    from asar_model.checkpoint import build_encoder, load_encoder
+    from asar_model.checkpoint import build_encoder, load_state
+    from pipelines.checkpoints import read_weights
 
     args = cfg.get("model_args") or {}
+    model = build_encoder(args, classes, seed)
     if weights is None:
-        return build_encoder(args, classes, seed), f"random init (reference init, seed {seed})"
-    model, report = load_encoder(weights, args, classes, seed)
-    return model, report.describe()
+        return model, f"random init (reference init, seed {seed})"
+    return model, load_state(model, read_weights(weights), weights).describe()
 
 
 def check_frozen(model: Any, before: str, what: str) -> None:
@@ -246,123 +217,65 @@ def check_frozen(model: Any, before: str, what: str) -> None:
             "(was it run in train mode?); the result is not valid and was not written")
 
 
+def features(model: Any, src: Any, stream: str, cfg: Mapping[str, Any], device: Any,
+             progress: Progress, what: str, head: bool = False) -> tuple[Any, Any]:
+    """An eval-mode pass over a source in store order, with a bar (see
+    `asar_model.training.encode`)."""
+    from asar_model.training import encode, uses_bf16
+
+    batch = int(cfg.get("test_batch_size") or cfg.get("batch_size", 128))
+    with progress.bar(what, total=len(src), unit="samples") as bar:
+        return encode(model, src.batches(batch, None, drop_last=False), stream,
+                      uses_bf16(cfg, device), head, on_batch=bar.advance)
+
+
 # -- protocols -----------------------------------------------------------------------------
-def frozen_features(model: Any, splits: Splits, stream: str, cfg: Mapping[str, Any],
-                    device: Any, progress: Progress) -> tuple[Any, Any, Any, Any, float]:
-    """Pooled features and labels of the train and test splits, computed once.
+def run_frozen(model: Any, splits: Splits, stream: str, cfg: Mapping[str, Any], device: Any,
+               protocol: str, k: int, seed: int, progress: Progress) -> dict[str, Any]:
+    """Linear or k-NN on features computed once; the encoder checked unchanged after."""
+    from asar_model.checkpoint import state_digest
+    from asar_model.heads import knn_scores, train_linear
 
-    Returns (train_x (N, 256), train_y, test_x, test_y, seconds).
-    """
+    before = state_digest(model)
     t0 = time.perf_counter()
-    train_x, train_y = encode(model, source(splits, splits.train, device, cfg), stream, cfg,
-                              device, progress, "features (train)")
-    test_x, test_y = encode(model, source(splits, splits.test, device, cfg), stream, cfg,
-                            device, progress, "features (test)")
-    return train_x, train_y, test_x, test_y, round(time.perf_counter() - t0, 3)
-
-
-def run_linear(model: Any, splits: Splits, stream: str, cfg: Mapping[str, Any], device: Any,
-               seed: int, progress: Progress) -> dict[str, Any]:
-    """Linear protocol on features computed once; the encoder checked unchanged after."""
-    from asar_model.checkpoint import state_digest
-    from asar_model.heads import train_linear
-
-    before = state_digest(model)
-    train_x, train_y, test_x, test_y, seconds = frozen_features(model, splits, stream, cfg,
-                                                                device, progress)
+    train_x, train_y = features(model, source(splits, splits.train, device, cfg), stream, cfg,
+                                device, progress, "features (train)")
+    test_x, test_y = features(model, source(splits, splits.test, device, cfg), stream, cfg,
+                              device, progress, "features (test)")
+    seconds = {"features": round(time.perf_counter() - t0, 3)}
     t1 = time.perf_counter()
-    epochs = int(cfg["num_epoch"])
-    with progress.bar("linear fc", total=epochs, unit="epochs") as bar:
-        run = train_linear(train_x, train_y, test_x, test_y, splits.classes, cfg, seed,
-                           on_epoch=lambda e, loss: bar.update(completed=e, loss=f"{loss:.4f}"))
-    check_frozen(model, before, "linear evaluation")
-    return {"scores": run.scores, "labels": test_y, "evaluations": run.evaluations,
-            "best": (run.best_top1, run.best_epoch), "encoder_unchanged": True,
-            "seconds": {"features": seconds, "train": round(time.perf_counter() - t1, 3)}}
-
-
-def run_knn(model: Any, splits: Splits, stream: str, cfg: Mapping[str, Any], device: Any,
-            k: int, progress: Progress) -> dict[str, Any]:
-    """Cosine k-NN on frozen features."""
-    from asar_model.checkpoint import state_digest
-    from asar_model.heads import knn_scores
-
-    before = state_digest(model)
-    train_x, train_y, test_x, test_y, seconds = frozen_features(model, splits, stream, cfg,
-                                                                device, progress)
-    t1 = time.perf_counter()
-    scores = knn_scores(train_x, train_y, test_x, splits.classes, k)
-    check_frozen(model, before, "k-NN evaluation")
-    return {"scores": scores, "labels": test_y, "evaluations": [], "best": None,
-            "encoder_unchanged": True,
-            "seconds": {"features": seconds, "knn": round(time.perf_counter() - t1, 3)}}
-
-
-def finetune_epoch(model: Any, opt: Any, src: Any, stream: str, cfg: Mapping[str, Any],
-                   device: Any, seed: int, epoch: int) -> float:
-    """One training epoch of every weight on augmented batches -> mean loss."""
-    import torch
-    import torch.nn.functional as F
-
-    from asar_data.augment import normal_augment
-    from asar_data.streams import to_stream
-
-    feeder = cfg.get("train_feeder_args") or {}
-    shear = float(feeder.get("shear_amplitude", 0.5))
-    pad = int(feeder.get("temperal_padding_ratio", 6))
-    batch, drop_last = int(cfg["batch_size"]), bool(cfg.get("drop_last", True))
-    gen = torch.Generator(device=device).manual_seed(epoch_seed(seed, epoch, "data"))
-    torch.manual_seed(epoch_seed(seed, epoch, "dropout"))
-    model.train()
-    loss_sum, steps = torch.zeros((), device=device), 0
-    for x, y in src.batches(batch, gen, drop_last):
-        x = to_stream(normal_augment(x, gen, padding_ratio=pad, shear_amplitude=shear), stream)
-        with autocast(device, cfg):
-            loss = F.cross_entropy(model(x).float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        loss_sum += loss.detach()
-        steps += 1
-    return (loss_sum / max(steps, 1)).item()
+    if protocol == "knn":
+        scores = knn_scores(train_x, train_y, test_x, splits.classes, k)
+        evaluations, best = [], None
+        seconds["knn"] = round(time.perf_counter() - t1, 3)
+    else:
+        epochs = int(cfg["num_epoch"])
+        with progress.bar("linear fc", total=epochs, unit="epochs") as bar:
+            fit = train_linear(train_x, train_y, test_x, test_y, splits.classes, cfg, seed,
+                               on_epoch=lambda e, loss: bar.update(completed=e,
+                                                                   loss=f"{loss:.4f}"))
+        scores, evaluations, best = fit.scores, fit.evaluations, (fit.best_top1, fit.best_epoch)
+        seconds["train"] = round(time.perf_counter() - t1, 3)
+    check_frozen(model, before, f"{protocol} evaluation")
+    return {"scores": scores, "labels": test_y, "evaluations": evaluations, "best": best,
+            "encoder_unchanged": True, "seconds": seconds}
 
 
 def run_finetune(model: Any, splits: Splits, train_idx: Any, stream: str,
                  cfg: Mapping[str, Any], device: Any, seed: int, progress: Progress
                  ) -> dict[str, Any]:
     """Fine-tune encoder + fc on ``train_idx``; test (eval mode) every eval_interval epochs."""
-    from asar_model.heads import (
-        best_of,
-        eval_epochs,
-        learning_rate,
-        make_sgd,
-        steps_per_epoch,
-        topk_accuracy,
-    )
+    from asar_model.training import finetune, uses_bf16
 
     t0 = time.perf_counter()
-    model = model.to(device)
-    train_src = source(splits, train_idx, device, cfg)
-    test_src = source(splits, splits.test, device, cfg)
-    steps_per_epoch(len(train_src), int(cfg["batch_size"]), bool(cfg.get("drop_last", True)))
-    opt = make_sgd(model.parameters(), cfg)
     epochs = int(cfg["num_epoch"])
-    checks = eval_epochs(epochs, int(cfg.get("eval_interval", 5)))
-    evaluations, scores, labels = [], None, None
     with progress.bar("fine-tune", total=epochs, unit="epochs") as bar:
-        for epoch in range(epochs):
-            for group in opt.param_groups:
-                group["lr"] = learning_rate(cfg, epoch)
-            loss = finetune_epoch(model, opt, train_src, stream, cfg, device, seed, epoch)
-            if epoch + 1 in checks:
-                scores, labels = encode(model, test_src, stream, cfg, device, Progress(),
-                                        "test", head=True)
-                acc = topk_accuracy(scores, labels)
-                evaluations.append({"epoch": epoch + 1, "top1": acc[1], "top5": acc[5],
-                                    "train_loss": loss})
-            bar.update(completed=epoch + 1, loss=f"{loss:.4f}")
-    return {"scores": scores, "labels": labels, "evaluations": evaluations,
-            "best": best_of(evaluations), "train_samples": len(train_idx),
+        fit = finetune(model.to(device), source(splits, train_idx, device, cfg),
+                       source(splits, splits.test, device, cfg), cfg, seed, stream,
+                       uses_bf16(cfg, device),
+                       on_epoch=lambda e, loss: bar.update(completed=e, loss=f"{loss:.4f}"))
+    return {"scores": fit.scores, "labels": fit.labels, "evaluations": fit.evaluations,
+            "best": (fit.best_top1, fit.best_epoch),
             "seconds": {"train": round(time.perf_counter() - t0, 3)}}
 
 
@@ -421,10 +334,218 @@ def read_scores(eval_dir: str) -> Any:
     """The test class scores (M, C) of a finished evaluation."""
     import numpy as np
 
-    return np.load(io.BytesIO(storage.read_bytes(storage.join(eval_dir, "scores.npy"))))
+    return np.load(io.BytesIO(storage.read_bytes(storage.join(eval_dir, "scores.npy"))),
+                   allow_pickle=False)
 
 
-# -- the stage -----------------------------------------------------------------------------
+def _summary(result: Mapping[str, Any]) -> dict[str, Any]:
+    acc = result["accuracy"]
+    return {"top1": acc["top1"], "top5": acc["top5"], "best_top1": acc.get("best_top1")}
+
+
+# -- one stream: a stage -------------------------------------------------------------------
+@dataclass(frozen=True)
+class EvalParams:
+    """One evaluation: folder name, resolved config (with dataset and benchmark), protocol,
+    stream, weights file (absolute path/URL, or None for the random-init baseline), k for
+    knn, label_fraction for semi."""
+
+    name: str
+    config: Mapping[str, Any]
+    protocol: str = "linear"
+    stream: str = "joint"
+    weights: str | None = None
+    k: int = 20
+    label_fraction: float | None = None
+
+    def __post_init__(self) -> None:
+        from pipelines.config import validate_config
+
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"unknown protocol {self.protocol!r}: expected one of "
+                              f"{', '.join(PROTOCOLS)}")
+        if self.stream not in STREAMS:
+            raise ConfigError(f"unknown stream {self.stream!r}: expected "
+                              f"{', '.join(STREAMS)} or all")
+        if self.protocol == "semi" and not (self.label_fraction and
+                                            0 < self.label_fraction <= 1):
+            raise ConfigError("protocol semi needs a label fraction in (0, 1] "
+                              "(--label-fraction 0.01 or 0.1)")
+        if self.k < 1:
+            raise ConfigError(f"--k must be at least 1, not {self.k}")
+        validate_config(self.config, CONFIG_KIND[self.protocol])
+
+    @property
+    def dataset(self) -> str:
+        return str(self.config["dataset"])
+
+    @property
+    def benchmark(self) -> str:
+        return str(self.config["benchmark"])
+
+    @property
+    def seed(self) -> int:
+        return int(self.config.get("seed", 0))
+
+    @property
+    def frames(self) -> int:
+        return int(self.config.get("frames", 50))
+
+
+class Evaluate(Stage[EvalParams]):
+    name, version, output_kind = "evaluate", 1, "atomic"
+
+    def __init__(self) -> None:
+        self.weights_recorded: str | None = None  # as the inputs record it (relative inside)
+
+    def output(self, ws: Workspace, p: EvalParams) -> Output:
+        return ws.evaluation(p.dataset, p.name)
+
+    def command(self, p: EvalParams) -> str:
+        return f"evaluate {p.protocol} {p.stream} {p.dataset} {p.benchmark}"
+
+    def inputs(self, ws: Workspace, p: EvalParams, state: dict[str, Any]) -> dict[str, Input]:
+        inputs = {"frames": frames_input(ws, p.dataset, p.frames),
+                  "weights": weights_input(ws, p.weights)}
+        self.weights_recorded = inputs["weights"].location
+        return inputs
+
+    def fingerprint_params(self, p: EvalParams) -> dict[str, Any]:
+        params = {k: v for k, v in p.config.items() if k not in RUNTIME_KEYS}
+        params.update(
+            protocol=p.protocol, stream=p.stream,
+            weights=self.weights_recorded,
+            k=p.k if p.protocol == "knn" else None,
+            label_fraction=p.label_fraction if p.protocol == "semi" else None)
+        return params
+
+    def run_shard(self, run: Run[EvalParams], shard: int) -> None:
+        from asar_model.heads import class_balanced_subset
+        from asar_model.training import pick_device
+
+        p, cfg = run.params, run.params.config
+        t0 = time.perf_counter()
+        device = pick_device(cfg.get("device"))
+        splits = open_splits(run.ws.resolve(frames_input(run.ws, p.dataset, p.frames).location),
+                             p.benchmark, cfg)
+        model, loaded = load_model(p.weights, cfg, splits.classes, p.seed)
+        model = model.to(device)
+        run.progress.note(f"evaluate {p.protocol} {p.stream} on {p.dataset} {p.benchmark}: "
+                          f"{len(splits.train)} train, {len(splits.test)} test samples on "
+                          f"{device}; weights {loaded}")
+        train_idx = splits.train
+        if p.protocol in ("linear", "knn"):
+            out = run_frozen(model, splits, p.stream, cfg, device, p.protocol, p.k, p.seed,
+                             run.progress)
+        else:
+            if p.protocol == "semi":
+                pos = class_balanced_subset(splits.store.labels[train_idx], p.label_fraction,
+                                            p.seed)
+                train_idx = train_idx[pos]
+            out = run_finetune(model, splits, train_idx, p.stream, cfg, device, p.seed,
+                               run.progress)
+        result = {
+            "format": RESULT_FORMAT, "protocol": p.protocol, "stream": p.stream,
+            "dataset": p.dataset, "benchmark": p.benchmark, "weights": p.weights,
+            "weights_loaded": loaded, "classes": splits.classes,
+            "train_samples": len(train_idx), "test_samples": len(splits.test),
+            "k": p.k if p.protocol == "knn" else None,
+            "label_fraction": p.label_fraction if p.protocol == "semi" else None,
+            **accuracy_block(out["scores"], out["labels"], splits.classes, out["best"]),
+            "evaluations": out["evaluations"],
+            "encoder_unchanged": out.get("encoder_unchanged"),
+            "seconds": {**out["seconds"], "total": round(time.perf_counter() - t0, 3)},
+        }
+        write_outputs(run.where, result, out["scores"])
+        run.state["result"] = finite(result)
+
+    def finish(self, run: Run[EvalParams]) -> dict[str, Any]:
+        return _summary(run.state["result"])
+
+    def details(self, run: Run[EvalParams], summary: Mapping[str, Any]) -> dict[str, Any]:
+        p = run.params
+        result = run.state.get("result") or read_result(run.output.store)
+        return {"result": result, "eval_dir": run.output.store, "dataset": p.dataset,
+                "benchmark": p.benchmark, "protocol": p.protocol, "stream": p.stream}
+
+
+# -- three streams: the ensemble stage -----------------------------------------------------
+@dataclass(frozen=True)
+class EnsembleParams:
+    """The 3-stream ensemble of finished evaluations (stream -> eval folder name)."""
+
+    name: str
+    dataset: str
+    benchmark: str
+    protocol: str
+    frames: int
+    streams: Mapping[str, str] = field(default_factory=dict)
+
+
+class Ensemble(Stage[EnsembleParams]):
+    name, version, output_kind = "evaluate", 1, "atomic"   # an evaluation like the others
+
+    def output(self, ws: Workspace, p: EnsembleParams) -> Output:
+        return ws.evaluation(p.dataset, p.name)
+
+    def command(self, p: EnsembleParams) -> str:
+        return f"evaluate {p.protocol} all {p.dataset} {p.benchmark}"
+
+    def fingerprint_params(self, p: EnsembleParams) -> dict[str, Any]:
+        return {"protocol": p.protocol, "streams": list(STREAMS), "ensemble": "mean of scores"}
+
+    def inputs(self, ws: Workspace, p: EnsembleParams, state: dict[str, Any]
+               ) -> dict[str, Input]:
+        out = {}
+        for s in STREAMS:
+            d = ws.eval_dir(p.dataset, p.streams[s])
+            m = Manifest.load(storage.join(d, "manifest.json"))
+            out[s] = Input(ws.relative(d), m.fingerprint if m else "", "store")
+        return out
+
+    def run_shard(self, run: Run[EnsembleParams], shard: int) -> None:
+        import numpy as np
+        import torch
+
+        from asar_data.frames_store import FramesStore
+
+        p = run.params
+        dirs = {s: run.ws.eval_dir(p.dataset, p.streams[s]) for s in STREAMS}
+        subs = {s: read_result(d) for s, d in dirs.items()}
+        store = FramesStore(frames_location(run.ws, p.dataset, p.frames))
+        labels = store.labels[np.sort(store.split(p.benchmark, "test"))].astype(np.int64)
+        scores = ensemble_scores([read_scores(d) for d in dirs.values()])
+        result = {
+            "format": RESULT_FORMAT, "protocol": p.protocol, "stream": ALL,
+            "dataset": p.dataset, "benchmark": p.benchmark,
+            "ensemble": "mean of the streams' test class scores (after each stream's last "
+                        "epoch)",
+            "weights": {s: r["weights"] for s, r in subs.items()},
+            "streams": {s: {"eval_dir": dirs[s], **r["accuracy"]} for s, r in subs.items()},
+            **accuracy_block(scores, torch.from_numpy(labels),
+                             int(next(iter(subs.values()))["classes"]), None),
+        }
+        write_outputs(run.where, result, scores)
+        run.state["result"] = finite(result)
+
+    def finish(self, run: Run[EnsembleParams]) -> dict[str, Any]:
+        return _summary(run.state["result"])
+
+    def details(self, run: Run[EnsembleParams], summary: Mapping[str, Any]) -> dict[str, Any]:
+        p = run.params
+        result = run.state.get("result") or read_result(run.output.store)
+        return {"result": result, "eval_dir": run.output.store, "dataset": p.dataset,
+                "benchmark": p.benchmark, "protocol": p.protocol, "stream": ALL}
+
+
+def ensemble_scores(scores: list[Any]) -> Any:
+    """The 3-stream ensemble: the mean of the streams' class scores, each (M, C) -> (M, C)."""
+    import torch
+
+    return torch.stack([torch.as_tensor(s, dtype=torch.float32) for s in scores]).mean(dim=0)
+
+
+# -- the entry point -----------------------------------------------------------------------
 def evaluate(
     ws: Workspace,
     cfg: Mapping[str, Any],
@@ -437,178 +558,42 @@ def evaluate(
     label_fraction: float | None = None,
     force: bool = False,
     progress: Progress | None = None,
-) -> EvalResult:
+    wait: bool = False,
+) -> StageResult:
     """Run (or skip, when unchanged) one evaluation described by a resolved config.
 
     ``weights``: a weights file (path or URL; None = the seeded random-init baseline); for
     ``stream="all"`` a mapping stream -> file (or None). ``stream`` None: ``cfg["stream"]``.
     ``k``: neighbours for knn. ``label_fraction``: for semi (default ``cfg["label_fraction"]``).
-    ``name``: the eval folder (default `default_name`).
+    ``name``: the eval folder (default `default_name`). The result's details hold
+    ``result`` (result.json), ``eval_dir`` and, for stream all, ``streams``.
     """
-    progress = progress or Progress()
-    if protocol not in PROTOCOLS:
-        raise ConfigError(f"unknown protocol {protocol!r}: expected one of {', '.join(PROTOCOLS)}")
     stream = stream or cfg.get("stream", "joint")
     if protocol == "semi":
         label_fraction = label_fraction or cfg.get("label_fraction")
-        if not label_fraction:
-            raise ConfigError("protocol semi needs a label fraction (e.g. 0.01 or 0.1)")
-    if stream == ALL:
-        return evaluate_all(ws, cfg, weights, protocol, name, k, label_fraction, force, progress)
-    if stream not in STREAMS:
-        raise ConfigError(f"unknown stream {stream!r}: expected {', '.join(STREAMS)} or all")
-    if isinstance(weights, Mapping):
-        weights = weights.get(stream)
-    return evaluate_stream(ws, cfg, weights, protocol, stream, name, k, label_fraction, force,
-                           progress)
-
-
-def evaluate_stream(ws: Workspace, cfg: Mapping[str, Any], weights: str | None, protocol: str,
-                    stream: str, name: str | None, k: int, label_fraction: float | None,
-                    force: bool, progress: Progress) -> EvalResult:
-    """One stream's evaluation as a stage run in its own eval folder."""
-    dataset, benchmark = cfg["dataset"], cfg["benchmark"]
-    seed = int(cfg.get("seed", 0))
-    frames = int(cfg.get("frames", 50))
-    name = name or default_name(protocol, stream, weights, k, label_fraction, seed)
-    eval_dir = ws.eval_dir(dataset, name)
-    inputs = {"frames": frames_input(ws, dataset, frames),
-              "weights": weights_input(ws, weights)}
-    options = {"protocol": protocol, "stream": stream, "weights": inputs["weights"].location,
-               "k": k if protocol == "knn" else None,
-               "label_fraction": label_fraction if protocol == "semi" else None}
-    run = plan(EVALUATE, storage.join(eval_dir, "manifest.json"),
-               storage.join(eval_dir, "result.json"), stage_params(cfg, **options), inputs,
-               force=force)
-    if run.action == "skip":
-        progress.note(f"evaluate: {eval_dir} is up to date - skipped")
-        return EvalResult(dataset, benchmark, protocol, stream, eval_dir, "skip", run.reason,
-                          read_result(eval_dir))
-    storage.remove(eval_dir)
-    storage.makedirs(eval_dir)
-    log = ShardLog(run, 1)
-    result = compute(cfg, ws.resolve(inputs["frames"].location), weights, protocol, stream, k,
-                     label_fraction, progress, eval_dir)
-    log.done([0])
-    log.finish({"top1": result["accuracy"]["top1"], "top5": result["accuracy"]["top5"],
-                "best_top1": result["accuracy"].get("best_top1")})
-    return EvalResult(dataset, benchmark, protocol, stream, eval_dir, run.action, run.reason,
-                      result)
-
-
-def compute(cfg: Mapping[str, Any], store_location: str, weights: str | None, protocol: str,
-            stream: str, k: int, label_fraction: float | None, progress: Progress,
-            eval_dir: str) -> dict[str, Any]:
-    """Load, run the protocol, write the outputs; returns the result dict."""
-    from asar_model.heads import class_balanced_subset
-
-    t0 = time.perf_counter()
-    seed = int(cfg.get("seed", 0))
-    device = pick_device(cfg.get("device"))
-    splits = open_splits(store_location, cfg["benchmark"], cfg)
-    model, loaded = load_model(weights, cfg, splits.classes, seed)
-    model = model.to(device)
-    progress.note(f"evaluate {protocol} {stream} on {cfg['dataset']} {cfg['benchmark']}: "
-                  f"{len(splits.train)} train, {len(splits.test)} test samples on {device}; "
-                  f"weights {loaded}")
-    train_idx = splits.train
-    if protocol == "linear":
-        out = run_linear(model, splits, stream, cfg, device, seed, progress)
-    elif protocol == "knn":
-        out = run_knn(model, splits, stream, cfg, device, k, progress)
-    else:
-        if protocol == "semi":
-            pos = class_balanced_subset(splits.store.labels[train_idx], label_fraction, seed)
-            train_idx = train_idx[pos]
-        out = run_finetune(model, splits, train_idx, stream, cfg, device, seed, progress)
-    result = {
-        "format": RESULT_FORMAT, "protocol": protocol, "stream": stream,
-        "dataset": cfg["dataset"], "benchmark": cfg["benchmark"], "weights": weights,
-        "weights_loaded": loaded, "classes": splits.classes,
-        "train_samples": len(train_idx), "test_samples": len(splits.test),
-        "k": k if protocol == "knn" else None,
-        "label_fraction": label_fraction if protocol == "semi" else None,
-        **accuracy_block(out["scores"], out["labels"], splits.classes, out["best"]),
-        "evaluations": out["evaluations"],
-        "encoder_unchanged": out.get("encoder_unchanged"),
-        "seconds": {**out["seconds"], "total": round(time.perf_counter() - t0, 3)},
-    }
-    write_outputs(eval_dir, result, out["scores"])
-    return finite(result)
-
-
-def evaluate_all(ws: Workspace, cfg: Mapping[str, Any],
-                 weights: str | Mapping[str, str | None] | None, protocol: str,
-                 name: str | None, k: int, label_fraction: float | None, force: bool,
-                 progress: Progress) -> EvalResult:
-    """Joint, motion and bone, each with its own weights, and their score-average ensemble."""
+    seed, bench = int(cfg.get("seed", 0)), cfg.get("benchmark")
+    options = Options(force=force, wait=wait)
+    if stream != ALL:
+        if isinstance(weights, Mapping):
+            weights = weights.get(stream)
+        name = name or default_name(protocol, stream, weights, k, label_fraction, seed, bench)
+        params = EvalParams(name, dict(cfg), protocol, stream, weights, k, label_fraction)
+        return execute(Evaluate(), ws, params, options, progress)
     if isinstance(weights, str):
         raise ConfigError("stream all needs one weights file per stream "
                           "(a mapping joint/motion/bone -> file)")
     per = {s: (weights or {}).get(s) for s in STREAMS}
-    subs = {s: evaluate_stream(ws, cfg, per[s], protocol, s, name and f"{name}-{s}", k,
-                               label_fraction, force, progress) for s in STREAMS}
-    dataset, benchmark = cfg["dataset"], cfg["benchmark"]
-    seed = int(cfg.get("seed", 0))
-    name = name or default_name(protocol, ALL, per, k, label_fraction, seed)
-    eval_dir = ws.eval_dir(dataset, name)
-    inputs = {s: Input(ws.relative(r.eval_dir), _manifest_fingerprint(r.eval_dir), "store")
-              for s, r in subs.items()}
-    params = {"protocol": protocol, "streams": list(STREAMS), "ensemble": "mean of scores"}
-    run = plan(EVALUATE, storage.join(eval_dir, "manifest.json"),
-               storage.join(eval_dir, "result.json"), params, inputs, force=force)
-    if run.action == "skip":
-        return EvalResult(dataset, benchmark, protocol, ALL, eval_dir, "skip", run.reason,
-                          read_result(eval_dir), subs)
-    storage.remove(eval_dir)
-    storage.makedirs(eval_dir)
-    log = ShardLog(run, 1)
-    store = frames_location(ws, dataset, int(cfg.get("frames", 50)))
-    result, scores = ensemble_result(subs, protocol, store)
-    write_outputs(eval_dir, result, scores)
-    result = finite(result)
-    log.done([0])
-    log.finish({"top1": result["accuracy"]["top1"], "top5": result["accuracy"]["top5"]})
-    return EvalResult(dataset, benchmark, protocol, ALL, eval_dir, run.action, run.reason,
-                      result, subs)
-
-
-def _manifest_fingerprint(eval_dir: str) -> str:
-    from pipelines.manifest import Manifest
-
-    m = Manifest.load(storage.join(eval_dir, "manifest.json"))
-    return m.fingerprint if m is not None else ""
-
-
-def ensemble_scores(scores: list[Any]) -> Any:
-    """The 3-stream ensemble: the mean of the streams' class scores, each (M, C) -> (M, C)."""
-    import torch
-
-    return torch.stack([torch.as_tensor(s, dtype=torch.float32) for s in scores]).mean(dim=0)
-
-
-def ensemble_result(subs: Mapping[str, EvalResult], protocol: str, store_location: str
-                    ) -> tuple[dict[str, Any], Any]:
-    """(result.json of an ensemble: each stream's accuracies and the ensemble's; its scores)."""
-    import numpy as np
-    import torch
-
-    from asar_data.frames_store import FramesStore
-
-    first = next(iter(subs.values()))
-    store = FramesStore(store_location)
-    labels = store.labels[np.sort(store.split(first.benchmark, "test"))].astype(np.int64)
-    scores = ensemble_scores([read_scores(r.eval_dir) for r in subs.values()])
-    result = {
-        "format": RESULT_FORMAT, "protocol": protocol, "stream": ALL,
-        "dataset": first.dataset, "benchmark": first.benchmark,
-        "ensemble": "mean of the streams' test class scores (after each stream's last epoch)",
-        "weights": {s: r.result["weights"] for s, r in subs.items()},
-        "streams": {s: {"eval_dir": r.eval_dir, **r.result["accuracy"]}
-                    for s, r in subs.items()},
-        **accuracy_block(scores, torch.from_numpy(labels), int(first.result["classes"]), None),
-    }
-    return result, scores
+    subs = {s: evaluate(ws, cfg, per[s], protocol, s, name=name and f"{name}-{s}", k=k,
+                        label_fraction=label_fraction, force=force, progress=progress,
+                        wait=wait)
+            for s in STREAMS}
+    name = name or default_name(protocol, ALL, per, k, label_fraction, seed, bench)
+    params = EnsembleParams(name, str(cfg["dataset"]), str(bench), protocol,
+                            int(cfg.get("frames", 50)),
+                            {s: os.path.basename(r.output) for s, r in subs.items()})
+    result = execute(Ensemble(), ws, params, options, progress)
+    result.details["streams"] = subs
+    return result
 
 
 # -- embeddings and t-SNE ------------------------------------------------------------------
@@ -620,6 +605,8 @@ def split_features(ws: Workspace, dataset: str, benchmark: str, split: str,
     """Pooled features (N, D) float32 and labels (N,) of one split (or positions
     ``indices`` within it), in ascending store order, encoder in eval mode."""
     import numpy as np
+
+    from asar_model.training import pick_device
 
     progress = progress or Progress()
     if split not in ("train", "test"):
@@ -633,8 +620,8 @@ def split_features(ws: Workspace, dataset: str, benchmark: str, split: str,
     dev = pick_device(device)
     model, loaded = load_model(weights, cfg, splits.classes, seed)
     progress.note(f"embed {dataset} {benchmark} {split} ({len(idx)} samples): {loaded}")
-    feats, labels = encode(model.to(dev), source(splits, idx, dev, cfg), stream, cfg, dev,
-                           progress, f"features ({split})")
+    feats, labels = features(model.to(dev), source(splits, idx, dev, cfg), stream, cfg, dev,
+                             progress, f"features ({split})")
     return feats.cpu().numpy(), labels.cpu().numpy()
 
 

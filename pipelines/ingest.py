@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from asar_data import storage
+from asar_data.errors import AsarError
 from asar_data.raw_store import Part, Problem, assemble, concat_parts, empty_part, new_meta
 from asar_data.splits import DATASETS
 from pipelines.fingerprint import file_fingerprint, tree_fingerprint
@@ -26,6 +27,11 @@ from pipelines.sharded import ShardedRun, run_shards, start
 from pipelines.stage import Input
 from pipelines.stages import INGEST
 from pipelines.workspace import Workspace
+
+
+class IngestError(AsarError):
+    """A raw folder or option that cannot be ingested (one line naming it)."""
+
 
 NTU_SHARD_FILES = 256
 PKU_SHARD_VIDEOS = 16
@@ -333,7 +339,7 @@ def ingest_ntu(
     progress = progress or Progress()
     raw = storage.normalise(raw)
     if not storage.isdir(raw):
-        raise FileNotFoundError(f"raw folder not found: {raw}")
+        raise IngestError(f"raw folder not found: {raw}")
     files = list(storage.walk_files(raw))
     rel = [f[len(raw):].lstrip("/\\") for f in files]
     samples, ignored = [], []
@@ -344,7 +350,7 @@ def ingest_ntu(
     if dataset is None:
         dataset = detect_ntu_dataset([s[0] for s in samples])
     if dataset not in ("ntu60", "ntu120"):
-        raise ValueError(f"--dataset must be ntu60 or ntu120, not {dataset!r}")
+        raise IngestError(f"--dataset must be ntu60 or ntu120, not {dataset!r}")
     problems = [Problem(b, None, "not an NTU sample file", "ignored") for b, _, _ in ignored]
     outside = [s for s in samples if not _in_dataset(dataset, s[2])]
     problems += [Problem(b, None, f"not part of {dataset}", "ignored") for b, _, _ in outside]
@@ -363,7 +369,7 @@ def ingest_ntu(
                  for b, _, _ in dupes]
     samples = unique
     if not samples:
-        raise ValueError(f"no NTU .skeleton sample files found under {raw}")
+        raise IngestError(f"no NTU .skeleton sample files found under {raw}")
     fp, _ = tree_fingerprint(raw)
     spec = DATASETS[dataset]
     store_name = name or dataset
@@ -410,9 +416,9 @@ def _find_pku_layout(raw: str, part: int) -> tuple[str, str, dict[str, str]]:
             else:
                 skel_dir = skel_dir or folder
     if skel_dir is None:
-        raise FileNotFoundError(f"no PKU-MMD part {part} skeleton files found under {raw}")
+        raise IngestError(f"no PKU-MMD part {part} skeleton files found under {raw}")
     if label_dir is None:
-        raise FileNotFoundError(f"no PKU-MMD part {part} label folder found under {raw}")
+        raise IngestError(f"no PKU-MMD part {part} label folder found under {raw}")
     return skel_dir, label_dir, splits
 
 
@@ -449,17 +455,17 @@ def ingest_pku(
 
     progress = progress or Progress()
     if part not in (1, 2):
-        raise ValueError("--part must be 1 or 2")
+        raise IngestError("--part must be 1 or 2")
     dataset = f"pku{part}"
     found_splits: dict[str, str] = {}
     if raw is not None:
         raw = storage.normalise(raw)
         if not storage.isdir(raw):
-            raise FileNotFoundError(f"raw folder not found: {raw}")
+            raise IngestError(f"raw folder not found: {raw}")
         s_dir, l_dir, found_splits = _find_pku_layout(raw, part)
         skeletons, labels = skeletons or s_dir, labels or l_dir
     if skeletons is None or labels is None:
-        raise ValueError("give --raw DIR, or both --skeletons and --labels")
+        raise IngestError("give --raw DIR, or both --skeletons and --labels")
     skeletons, labels = storage.normalise(skeletons), storage.normalise(labels)
     given = {k: storage.normalise(v) for k, v in (split_files or {}).items()}
     split_locs = {**found_splits, **given}
@@ -473,7 +479,7 @@ def ingest_pku(
         problems.append(Problem(f"{v}.txt", None, "skeleton file has no label file", "ignored"))
     videos = sorted(set(skel_files) & set(label_files), key=lambda v: parse_pku_video(v, part))
     if not videos:
-        raise ValueError(f"no PKU-MMD videos with both skeleton and label files in {skeletons}")
+        raise IngestError(f"no PKU-MMD videos with both skeleton and label files in {skeletons}")
     lists: dict[str, dict[str, list[str]]] = {}
     for bench, loc in sorted(split_locs.items()):
         train, test = parse_pku_split(storage.read_text(loc))
@@ -538,10 +544,10 @@ def ingest_reference(
 
     progress = progress or Progress()
     if not name or "/" in name or name.startswith("."):
-        raise ValueError(f"--name must be a plain dataset name, not {name!r}")
+        raise IngestError(f"--name must be a plain dataset name, not {name!r}")
     pairs = [(data, labels, 0)]
     if (val_data is None) != (val_labels is None):
-        raise ValueError("give both --val-data and --val-labels, or neither")
+        raise IngestError("give both --val-data and --val-labels, or neither")
     if val_data is not None:
         pairs.append((val_data, val_labels, 1))
     shards, all_names, bodies, max_label = [], [], 2, 0
@@ -549,12 +555,12 @@ def ingest_reference(
     for d, lab, src in pairs:
         d, lab = storage.normalise(d), storage.normalise(lab)
         if storage.is_url(d):  # np.load would say "no such file"
-            raise ValueError(f"{d}: reference .npy files are memory-mapped, so they must be "
+            raise IngestError(f"{d}: reference .npy files are memory-mapped, so they must be "
                              "on a local or shared filesystem: copy it there first")
         arr = open_reference_data(d)
         names, labs = load_label_pickle(storage.read_bytes(lab))
         if len(names) != len(arr) or len(labs) != len(arr):
-            raise ValueError(
+            raise IngestError(
                 f"{lab} lists {len(names)} names and {len(labs)} labels "
                 f"for {len(arr)} samples in {d}"
             )

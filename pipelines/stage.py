@@ -63,10 +63,6 @@ class Plan:
     reason: str
     manifest: Manifest = field(repr=False)
 
-    @property
-    def done_shards(self) -> set[int]:
-        return set(self.manifest.shards_done)
-
 
 def why_different(old: Manifest, code: str, params: Mapping, inputs: Mapping[str, Input]) -> str:
     """A short human reason why an existing output no longer matches."""
@@ -129,8 +125,10 @@ def plan(
 class ShardLog:
     """Records finished shards of a run in its manifest, atomically, one at a time."""
 
-    def __init__(self, run: Plan, total: int, min_interval_s: float = 0.0):
+    def __init__(self, run: Plan, total: int, min_interval_s: float = 0.0,
+                 location: str | None = None):
         self.run = run
+        self.location = location or run.manifest_path
         self.manifest = run.manifest
         if self.manifest.shards_total != total:
             if self.manifest.shards_done:
@@ -144,7 +142,7 @@ class ShardLog:
         self._dirty = False
         self.manifest.complete = False
         self.manifest.finished = None
-        self.manifest.save(run.manifest_path)
+        self.manifest.save(self.location)
 
     @property
     def pending(self) -> list[int]:
@@ -162,7 +160,7 @@ class ShardLog:
 
     def flush(self) -> None:
         if self._dirty:
-            self.manifest.save(self.run.manifest_path)
+            self.manifest.save(self.location)
             self._last_save = time.monotonic()
             self._dirty = False
 
@@ -174,5 +172,5 @@ class ShardLog:
         self.manifest.summary = dict(summary or {})
         self.manifest.complete = True
         self.manifest.finished = time.time()
-        self.manifest.save(self.run.manifest_path)
+        self.manifest.save(self.location)
         return self.manifest

@@ -11,6 +11,7 @@ else `./asar-work`.
 from __future__ import annotations
 
 import os
+import string
 from dataclasses import dataclass
 
 from asar_data import storage
@@ -29,12 +30,38 @@ class WorkspaceError(AsarError):
     """A user-facing problem with the workspace (missing stage output, ambiguous dataset)."""
 
 
+NAME_CHARS = frozenset(string.ascii_letters + string.digits + "._+=-")
+
+
+def check_name(kind: str, name: str) -> str:
+    """A dataset, run or evaluation name, checked to be a name and not a path.
+
+    Letters, digits and ``. _ + = -``, not starting with a dot (temporary and hidden
+    folders start with one): ``..``, ``/abs``, ``a/b`` and the empty name are refused.
+    """
+    if not isinstance(name, str) or not name or name.startswith(".") or \
+            not set(name) <= NAME_CHARS:
+        raise WorkspaceError(
+            f"{kind} name {name!r} is not a plain name: use letters, digits and . _ + = - "
+            "(no slashes, no leading dot); it names a folder inside the workspace")
+    return name
+
+
 @dataclass(frozen=True)
 class Output:
-    """A stage output and the manifest beside it."""
+    """A stage output (a store or a folder), its manifest and its lock.
+
+    ``what`` names it in messages ("raw store of ntu60").
+    """
 
     store: str
     manifest: str
+    lock: str = ""
+    what: str = ""
+
+    @property
+    def location(self) -> str:
+        return self.store
 
     def load_manifest(self) -> Manifest | None:
         return Manifest.load(self.manifest)
@@ -43,6 +70,10 @@ class Output:
 class Workspace:
     def __init__(self, root: str | None = None):
         self.root = storage.normalise(root or default_workdir())
+        if not storage.is_url(self.root) and os.path.exists(self.root) and \
+                not os.path.isdir(self.root):
+            raise WorkspaceError(f"workspace {self.root} is a file, not a folder: give "
+                                 "--workdir a folder (it is created when missing)")
 
     def path(self, *parts: str) -> str:
         return storage.join(self.root, *parts)
@@ -62,25 +93,41 @@ class Workspace:
         return self.path(*recorded.split("/"))
 
     def raw(self, dataset: str) -> Output:
-        return Output(self.path(dataset, "raw.zarr"), self.path(dataset, "raw.manifest.json"))
+        d = check_name("dataset", dataset)
+        return Output(self.path(d, "raw.zarr"), self.path(d, "raw.manifest.json"),
+                      self.path(d, "raw.lock"), f"the raw store of {d}")
 
     def frames(self, dataset: str, frames: int = 50) -> Output:
-        stem = f"frames{frames}"
-        return Output(self.path(dataset, f"{stem}.zarr"),
-                      self.path(dataset, f"{stem}.manifest.json"))
+        d, stem = check_name("dataset", dataset), f"frames{int(frames)}"
+        return Output(self.path(d, f"{stem}.zarr"), self.path(d, f"{stem}.manifest.json"),
+                      self.path(d, f"{stem}.lock"), f"the {int(frames)}-frame store of {d}")
 
     def ingest_report(self, dataset: str) -> str:
-        return self.path(dataset, "ingest-report.csv")
+        return self.path(check_name("dataset", dataset), "ingest-report.csv")
 
     def run_dir(self, dataset: str, run: str) -> str:
-        return self.path(dataset, "runs", run)
+        return self.path(check_name("dataset", dataset), "runs", check_name("run", run))
+
+    def run(self, dataset: str, run: str) -> Output:
+        """A pre-training run folder; its lock lies beside it (the folder may be replaced)."""
+        d = self.run_dir(dataset, run)
+        return Output(d, storage.join(d, "manifest.json"), d + ".lock",
+                      f"pre-training run {run} of {dataset}")
 
     def eval_dir(self, dataset: str, name: str) -> str:
-        return self.path(dataset, "eval", name)
+        return self.path(check_name("dataset", dataset), "eval", check_name("evaluation", name))
+
+    def evaluation(self, dataset: str, name: str) -> Output:
+        """An evaluation folder (swapped in whole); its lock lies beside it."""
+        d = self.eval_dir(dataset, name)
+        return Output(d, storage.join(d, "manifest.json"), d + ".lock",
+                      f"evaluation {name} of {dataset}")
 
     def datasets(self) -> list[str]:
         """Datasets with an ingest manifest (complete or not), sorted."""
-        return [d for d in storage.list_dirs(self.root) if storage.exists(self.raw(d).manifest)]
+        return [d for d in storage.list_dirs(self.root)
+                if set(d) <= NAME_CHARS and not d.startswith(".")
+                and storage.exists(self.raw(d).manifest)]
 
     def frames_outputs(self, dataset: str) -> list[tuple[int, Output]]:
         """(frame count, output) of every downsample output of a dataset."""
@@ -100,9 +147,9 @@ class Workspace:
         The requested one if given; else the only dataset of the workspace; several
         raise a WorkspaceError listing them (the CLI turns it into a choice).
         """
-        names = self.datasets()
         if requested:
-            return requested
+            return check_name("dataset", requested)
+        names = self.datasets()
         if not names:
             raise WorkspaceError(
                 f"no dataset in workspace {self.root}: run `asar-cli ingest ...` first "

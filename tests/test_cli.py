@@ -131,7 +131,7 @@ def test_evaluate_embed_and_tsne_commands_write_their_outputs(workspace_copy, tm
              "--set", "num_epoch=5", "--set", "batch_size=16"]
     out = run("evaluate", "--workdir", str(workspace_copy), *small)
     assert out.exit_code == 0 and "random init" in out.output and "top-1 (final)" in out.output
-    result = workspace_copy / "ntu60" / "eval" / "linear-joint-random-seed0"
+    result = workspace_copy / "ntu60" / "eval" / "linear-joint-xview-random-seed0"
     assert json.loads((result / "result.json").read_text())["protocol"] == "linear"
     assert (result / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     again = run("evaluate", "--workdir", str(workspace_copy), *small)

@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
 import zarr
 
 from asar_data.frames_store import FramesStore
@@ -119,8 +120,8 @@ def test_changing_an_option_reruns_and_is_recorded(workspace_copy):
     assert result.action == "start" and "bodies" in result.reason
     assert Manifest.load(ws.frames("ntu60").manifest).params["bodies"] == "denoise"
     other = downsample(ws, "ntu60", frames=20, workers=1)
-    assert FramesStore(other.store).data.shape[2] == 20
-    assert os.path.basename(other.store) == "frames20.zarr"
+    assert FramesStore(other.output).data.shape[2] == 20
+    assert os.path.basename(other.output) == "frames20.zarr"
 
 
 def test_export_frames50_writes_the_reference_50_frame_layout(frames_workspace, tmp_path):
@@ -129,7 +130,7 @@ def test_export_frames50_writes_the_reference_50_frame_layout(frames_workspace, 
     from pipelines.export import export_reference
 
     ws = Workspace(str(frames_workspace))
-    counts = export_reference(ws, "ntu60", "xsub", "frames50", str(tmp_path / "out"))
+    counts = export_reference(ws, "ntu60", "xsub", "frames50", str(tmp_path / "out")).summary
     store = FramesStore(str(frames_workspace / "ntu60" / "frames50.zarr"))
     train = np.load(tmp_path / "out" / "train_position.npy")
     with open(tmp_path / "out" / "train_label.pkl", "rb") as f:
@@ -141,3 +142,59 @@ def test_export_frames50_writes_the_reference_50_frame_layout(frames_workspace, 
     assert names == [f"{n}.skeleton" for n in store.names[order]]
     assert labels == store.labels[order].tolist()
     assert (tmp_path / "out" / "val_position.npy").exists()
+
+
+def test_downsample_killed_right_after_its_first_manifest_resumes(workspace_copy):
+    """A kill between the manifest's first write and the store's creation used to leave a
+    run that could never resume (only --force recovered)."""
+    ws = Workspace(str(workspace_copy))
+    out = ws.frames("ntu60", 20)
+    downsample(ws, "ntu60", frames=20, workers=1)
+    expected = FramesStore(out.store).read(np.arange(8))
+    m = Manifest.load(out.manifest)
+    m.complete, m.shards_done = False, []
+    m.save(out.manifest)
+    shutil.rmtree(out.store)          # the state a kill right after the manifest leaves
+    again = downsample(ws, "ntu60", frames=20, workers=1)
+    assert again.action == "resume"
+    assert np.array_equal(FramesStore(out.store).read(np.arange(8)), expected)
+
+
+def test_export_is_swapped_in_whole_and_never_mixes_two_benchmarks(frames_workspace, tmp_path):
+    """An export killed while replacing an older one used to leave a folder holding both
+    benchmarks' samples; now the old folder stays whole until the new one replaces it."""
+    from pipelines import export as export_mod
+    from pipelines.export import export_reference
+
+    ws = Workspace(str(frames_workspace))
+    out = tmp_path / "out"
+    export_reference(ws, "ntu60", "xsub", "frames50", str(out))
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # as if the process were stopped while writing
+
+    real = export_mod._write_npy
+    export_mod._write_npy = lambda path, shape, fill: (real(path, shape, fill)
+                                                       if "train" in path.name else killed())
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            export_reference(ws, "ntu60", "xview", "frames50", str(out))
+    finally:
+        export_mod._write_npy = real
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporary folder left
+    again = export_reference(ws, "ntu60", "xview", "frames50", str(out))
+    assert again.action == "start" and "benchmark" in again.reason
+
+
+def test_export_refuses_a_folder_that_is_not_an_export(frames_workspace, tmp_path):
+    from pipelines.export import export_reference
+    from pipelines.workspace import WorkspaceError
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.tex").write_text("precious")
+    with pytest.raises(WorkspaceError, match="not an asar export"):
+        export_reference(Workspace(str(frames_workspace)), "ntu60", "xsub", "frames50", str(out))
+    assert (out / "thesis.tex").read_text() == "precious"

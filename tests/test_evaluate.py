@@ -104,8 +104,8 @@ def test_linear_on_a_trained_encoder_beats_the_random_init_baseline(tmp_path, tr
     assert acc["best_top1"] == max(e["top1"] for e in good.result["evaluations"])
     assert "best" in acc["note"] and good.result["encoder_unchanged"] is True
     assert np.array(good.result["confusion"]).sum() == len(TEST)
-    assert good.eval_dir.endswith("linear-joint-asar_small")
-    assert base.eval_dir.endswith("linear-joint-random-seed0")
+    assert good.eval_dir.endswith("linear-joint-xview-asar_small")
+    assert base.eval_dir.endswith("linear-joint-xview-random-seed0")
     for f in ("result.json", "confusion.png", "scores.npy", "manifest.json"):
         assert os.path.exists(os.path.join(good.eval_dir, f))
     with open(os.path.join(good.eval_dir, "result.json")) as f:
@@ -118,9 +118,9 @@ def test_linear_refuses_a_result_when_the_feature_pass_changed_the_encoder(
     monkeypatch.setattr(Model, "eval", lambda self: self)   # BN stays in train mode
     with pytest.raises(FrozenEncoderChanged, match="frozen encoder"):
         evaluate(ws, linear_cfg(), trained)
-    eval_dir = ws.eval_dir("ntu60", "linear-joint-asar_small")
-    assert not os.path.exists(os.path.join(eval_dir, "result.json"))
-    assert not Manifest.load(os.path.join(eval_dir, "manifest.json")).complete
+    eval_dir = ws.eval_dir("ntu60", "linear-joint-xview-asar_small")
+    assert not os.path.exists(eval_dir)          # nothing half-written is left behind
+    assert os.listdir(os.path.dirname(eval_dir)) == []
 
 
 def test_unchanged_evaluation_is_skipped_and_a_changed_input_reruns(tmp_path, trained):
@@ -145,7 +145,7 @@ def test_a_moved_workspace_keeps_its_evaluations_of_its_own_runs(tmp_path, train
     os.makedirs(run)
     shutil.copy2(trained, os.path.join(run, "checkpoint.pt"))
     first = evaluate(ws, linear_cfg(num_epoch=5), resolve_weights(ws, "ntu60", "asar300"))
-    assert first.action == "start" and first.eval_dir.endswith("linear-joint-asar300")
+    assert first.action == "start" and first.eval_dir.endswith("linear-joint-xview-asar300")
     os.rename(tmp_path / "a", tmp_path / "b")
     moved_ws = Workspace(str(tmp_path / "b"))
     moved = evaluate(moved_ws, linear_cfg(num_epoch=5), resolve_weights(moved_ws, "ntu60",
@@ -192,7 +192,7 @@ def test_three_streams_use_their_own_weights_and_the_ensemble_averages_scores(
 def test_knn_on_frozen_trained_features_needs_no_training(tmp_path, trained):
     ws = make_workspace(tmp_path)
     res = evaluate(ws, linear_cfg(), trained, "knn", k=5)
-    assert res.eval_dir.endswith("knn5-joint-asar_small")
+    assert res.eval_dir.endswith("knn5-joint-xview-asar_small")
     assert res.result["accuracy"]["top1"] >= 90.0
     assert res.result["evaluations"] == [] and "best_top1" not in res.result["accuracy"]
 
@@ -203,7 +203,7 @@ def test_semi_fine_tunes_on_a_class_balanced_fraction_of_the_training_split(tmp_
     cfg["model_args"].update(ARGS)
     cfg.update(num_epoch=2, eval_interval=1, batch_size=4, test_batch_size=64)
     res = evaluate(ws, cfg, trained, "semi", label_fraction=0.25)
-    assert res.eval_dir.endswith("semi25-joint-asar_small")
+    assert res.eval_dir.endswith("semi25-joint-xview-asar_small")
     assert res.result["train_samples"] == 16              # 4 of each class's 16
     assert [e["epoch"] for e in res.result["evaluations"]] == [1, 2]
     full = evaluate(ws, {**cfg, "num_epoch": 1, "batch_size": 32}, trained, "finetune")
@@ -241,6 +241,31 @@ def test_default_names_say_protocol_stream_and_weights():
     assert default_name("semi", "joint", "b.pt", label_fraction=0.01) == "semi1-joint-b"
     streams = {"joint": "j.pt", "motion": "m.pt", "bone": None}
     assert default_name("linear", "all", streams) == "linear-all-j+m+random-seed0"
+
+
+def test_default_names_of_two_benchmarks_never_share_a_folder():
+    """--benchmark xsub used to overwrite the xview result of the same weights."""
+    run = "/w/ntu60/runs/xview-joint/checkpoint.pt"
+    assert default_name("linear", "joint", run, benchmark="xview") == "linear-joint-xview-joint"
+    assert default_name("linear", "joint", run, benchmark="xsub") == \
+        "linear-joint-xsub-xview-joint"
+    assert default_name("linear", "joint", None, benchmark="xview") == \
+        "linear-joint-xview-random-seed0"
+
+
+def test_a_relative_weights_path_is_recorded_absolute(tmp_path, trained, monkeypatch):
+    """A relative --weights used to be recorded as given, so status resolved it inside the
+    workspace and called the evaluation stale."""
+    ws = make_workspace(tmp_path / "ws")
+    shutil.copy2(trained, tmp_path / "w.pt")
+    monkeypatch.chdir(tmp_path)
+    location = resolve_weights(ws, "ntu60", "w.pt")
+    assert location == str(tmp_path / "w.pt")
+    res = evaluate(ws, linear_cfg(num_epoch=5), location)
+    from pipelines.status import workspace_status
+
+    detail = {r.output: r.detail for r in workspace_status(ws)}[res.eval_dir]
+    assert "weights" not in detail            # (this test's frames store is a stand-in)
 
 
 def test_diverged_training_is_recorded_with_null_losses_not_invalid_json(tmp_path, trained):

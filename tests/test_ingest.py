@@ -231,7 +231,7 @@ def test_pku_label_beyond_the_video_is_clamped(tmp_path, synth_pku):
 def test_export_reference_raw_layout(tmp_path, synth_ntu, reference_parse):
     ws = Workspace(str(tmp_path / "w"))
     ingest_ntu(ws, str(synth_ntu), workers=1)
-    counts = export_reference(ws, "ntu60", "xview", "raw", str(tmp_path / "out"))
+    counts = export_reference(ws, "ntu60", "xview", "raw", str(tmp_path / "out")).summary
     data = np.load(tmp_path / "out" / "train_data.npy", mmap_mode="r")
     with open(tmp_path / "out" / "train_label.pkl", "rb") as f:
         names, labels = pickle.load(f)

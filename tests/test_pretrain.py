@@ -15,8 +15,8 @@ import torch
 
 from asar_data.frames_store import FramesStore
 from asar_data.loader import ResidentSource, StreamedSource
+from asar_model.training import NonFiniteLoss
 from pipelines.config import apply_overrides, load_preset
-from pipelines.errors import NonFiniteLoss
 from pipelines.manifest import Manifest
 from pipelines.pretrain import load_checkpoint, pretrain
 from pipelines.workspace import Workspace, WorkspaceError
