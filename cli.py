@@ -295,6 +295,12 @@ def ingest() -> None:
 
 
 def _ingest_summary(result: Any, as_json: bool, quiet: bool) -> None:
+    if not hasattr(result, "output"):  # TODO(lead): remove once ingest runs on the runner
+        from pipelines.runner import StageResult
+
+        result = StageResult("ingest", result.store, result.action, result.reason,
+                             result.summary, {"dataset": result.dataset, "report": result.report,
+                                              "problems": result.problems})
     s = result.summary
     dataset = getattr(result, "dataset", s.get("dataset", ""))
     if result.action == "skip" and not as_json:
@@ -550,7 +556,8 @@ def pretrain(preset, config_file, dataset, benchmark, overrides, seed, determini
                          seed, deterministic)
     if device:
         cfg["device"] = device
-    name = run_name or f"{cfg['benchmark']}-{cfg.get('stream', 'joint')}"
+    default = f"{cfg['benchmark']}-{cfg.get('stream', 'joint')}"
+    name = run_name if run_name is not None else default
     result = run(ws, cfg, name, force=force, progress=progress(quiet or as_json), wait=wait)
     if os.environ.get("RANK", "0") != "0":
         return

@@ -23,7 +23,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from asar_data.errors import AsarError
 from asar_model.training import learning_rate, make_sgd
+
+
+class SettingsError(AsarError, ValueError):
+    """Settings that cannot train on this data (a batch larger than the split, ...)."""
 
 
 # -- metrics -------------------------------------------------------------------------------
@@ -86,7 +91,7 @@ def class_balanced_subset(labels: np.ndarray, fraction: float, seed: int) -> np.
     labels (N,) int -> (n,) int64 positions into ``labels``.
     """
     if not 0.0 < fraction <= 1.0:
-        raise ValueError(f"label fraction must be in (0, 1], got {fraction}")
+        raise SettingsError(f"label fraction must be in (0, 1], got {fraction}")
     labels = np.asarray(labels, np.int64)
     key = np.random.default_rng(seed).random(len(labels))                 # (N,) random order
     order = np.lexsort((key, labels))                                      # by class, then key
@@ -131,7 +136,7 @@ def steps_per_epoch(n: int, batch: int, drop_last: bool) -> int:
     """Batches an epoch of n samples makes; refuses an epoch with none."""
     steps = n // batch if drop_last else math.ceil(n / batch)
     if steps == 0:
-        raise ValueError(f"{n} training samples make no full batch of {batch}: lower "
+        raise SettingsError(f"{n} training samples make no full batch of {batch}: lower "
                          "batch_size, or set drop_last=false")
     return steps
 

@@ -576,18 +576,25 @@ def evaluate(
     if stream != ALL:
         if isinstance(weights, Mapping):
             weights = weights.get(stream)
-        name = name or default_name(protocol, stream, weights, k, label_fraction, seed, bench)
+        if name is None:
+            name = default_name(protocol, stream, weights, k, label_fraction, seed, bench)
         params = EvalParams(name, dict(cfg), protocol, stream, weights, k, label_fraction)
         return execute(Evaluate(), ws, params, options, progress)
     if isinstance(weights, str):
         raise ConfigError("stream all needs one weights file per stream "
                           "(a mapping joint/motion/bone -> file)")
     per = {s: (weights or {}).get(s) for s in STREAMS}
-    subs = {s: evaluate(ws, cfg, per[s], protocol, s, name=name and f"{name}-{s}", k=k,
+    if name is not None:
+        from pipelines.workspace import check_name
+
+        check_name("evaluation", name)
+    subs = {s: evaluate(ws, cfg, per[s], protocol, s,
+                        name=None if name is None else f"{name}-{s}", k=k,
                         label_fraction=label_fraction, force=force, progress=progress,
                         wait=wait)
             for s in STREAMS}
-    name = name or default_name(protocol, ALL, per, k, label_fraction, seed, bench)
+    if name is None:
+        name = default_name(protocol, ALL, per, k, label_fraction, seed, bench)
     params = EnsembleParams(name, str(cfg["dataset"]), str(bench), protocol,
                             int(cfg.get("frames", 50)),
                             {s: os.path.basename(r.output) for s, r in subs.items()})

@@ -28,8 +28,9 @@ from asar_data.augment import normal_augment
 from asar_data.frames_store import FramesStore
 from asar_data.loader import ResidentSource, StreamedSource, rank_rows
 from asar_model.distributed import DistributedASAR, device_for, wrap
+from asar_model.training import Augmentation
 from pipelines.config import apply_overrides, load_preset
-from pipelines.pretrain import augment_rows, load_checkpoint, pretrain
+from pipelines.pretrain import load_checkpoint, pretrain
 from pipelines.progress import RecordingProgress
 from pipelines.workspace import Workspace
 
@@ -128,7 +129,7 @@ def learner_steps(rank: int) -> dict:
 
 def session(rank: int, port: int, out: str, whole: str, stopped: str) -> None:
     """One rank: the learner steps, a whole pretrain run, a run stopped after epoch 1."""
-    import pipelines.pretrain as stage
+    import asar_model.training as stage
     from asar_data import storage
 
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank),
@@ -328,7 +329,7 @@ def test_rank_block_augmentation_matches_the_single_process_augmentation():
                           shear_amplitude=0.5)
     for rank in range(WORLD):
         rows = rank_rows(16, rank, WORLD)
-        got = augment_rows(x[rows], torch.Generator().manual_seed(1), rows, 16, 6, 0.5)
+        got = Augmentation(6, 0.5)(x[rows], torch.Generator().manual_seed(1), rows, 16)
         assert torch.equal(got, want[rows])
 
 

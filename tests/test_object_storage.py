@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from asar_data import storage
+from asar_data.errors import AsarError
 from pipelines.downsample import downsample
 from pipelines.ingest import ingest_ntu
 from pipelines.manifest import Manifest
@@ -254,7 +255,7 @@ def test_listings_see_objects_another_process_wrote_after_the_first_listing(s3):
 def test_reference_arrays_on_s3_are_refused_with_the_reason(tmp_path):
     from pipelines.ingest import ingest_reference
 
-    with pytest.raises(ValueError, match="memory-mapped, so they must be on a local"):
+    with pytest.raises(AsarError, match="memory-mapped, so they must be on a local"):
         ingest_reference(Workspace(str(tmp_path)), "ref", f"s3://{BUCKET}/ref/train_data.npy",
                          f"s3://{BUCKET}/ref/train_label.pkl", workers=1)
 
