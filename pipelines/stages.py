@@ -1,14 +1,19 @@
-"""The stages of the pipeline and their revisions (bump a revision when its output changes).
+"""Every stage declaration by name (status checks each output's code version against it).
 
-Kept free of heavy imports so that `asar-cli status` can check code versions fast.
+Kept free of heavy imports: the declaration modules import torch, zarr and dask only
+inside their functions, so `asar-cli status` stays fast.
 """
 from __future__ import annotations
 
+from typing import Any
+
+from pipelines.downsample import Downsample
+from pipelines.evaluate import Evaluate
+from pipelines.export import Export
+from pipelines.pretrain import Pretrain
 from pipelines.stage import Stage
 
-INGEST = Stage("ingest", version=1)
-DOWNSAMPLE = Stage("downsample", version=1)
-PRETRAIN = Stage("pretrain", version=1)
-EVALUATE = Stage("evaluate", version=1)
+INGEST = Stage("ingest", version=1)  # TODO(lead): the ingest declaration once converted
 
-ALL = {s.name: s for s in (INGEST, DOWNSAMPLE, PRETRAIN, EVALUATE)}
+ALL: dict[str, Any] = {s.name: s for s in (INGEST, Downsample(), Pretrain(), Evaluate(),
+                                          Export())}

@@ -1,6 +1,8 @@
 """`asar-cli status`: the state of every stage output in a workspace.
 
-Each output is complete, partial (how far), stale (why) or missing. Stale means
+Each output is complete, running (a live process holds its lock: who, how far, ETA),
+stopped or partial (unfinished, nobody working on it: how far, and whether its process
+died), stale (why) or missing. Stale means
 the output no longer matches what it was made from: the code version of its
 stage changed, an input changed (a raw folder's files, a store re-made by its
 producer), or something upstream is itself stale or unfinished.
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 
 from asar_data import storage
 from pipelines.fingerprint import file_fingerprint, tree_fingerprint
+from pipelines.lock import Holder, inspect
 from pipelines.manifest import Manifest
 from pipelines.stages import ALL
 from pipelines.workspace import Workspace
@@ -22,7 +25,7 @@ class StageStatus:
     dataset: str
     stage: str
     output: str
-    state: str  # "complete" | "partial" | "stale" | "missing"
+    state: str  # "complete" | "running" | "stopped" | "partial" | "stale" | "missing"
     detail: str
     size: int
     updated: float | None
@@ -31,9 +34,9 @@ class StageStatus:
 class _Checker:
     """Checks every output once, upstream first, whatever order they are listed in."""
 
-    def __init__(self, ws: Workspace, outputs: dict[str, tuple[str, str]]):
+    def __init__(self, ws: Workspace, outputs: dict[str, tuple[str, str, str]]):
         self.ws = ws
-        self.outputs = outputs  # output location -> (manifest path, dataset)
+        self.outputs = outputs  # output location -> (manifest path, dataset, lock path)
         self.done: dict[str, StageStatus] = {}
         self.fingerprints: dict[str, str] = {}
 
@@ -69,9 +72,13 @@ class _Checker:
         return None if now == fp else f"input {name} changed ({loc})"
 
     def check(self, output: str) -> StageStatus:
-        manifest_path, dataset = self.outputs[output]
+        manifest_path, dataset, lock_path = self.outputs[output]
         m = Manifest.load(manifest_path)
+        lock_state, holder = inspect(lock_path)
         if m is None:
+            if lock_state == "running":
+                return StageStatus(dataset, holder.command.split(" ")[0], output, "running",
+                                   running_line(holder), 0, holder.started)
             return StageStatus(dataset, "?", output, "missing", "", 0, None)
         self.fingerprints[output] = m.fingerprint
         size = storage.tree_size(output)
@@ -83,9 +90,19 @@ class _Checker:
             why = self.input_changed(name, rec)
             if why:
                 reasons.append(why)
+        if lock_state == "running":
+            return StageStatus(dataset, m.stage, output, "running", running_line(holder), size,
+                               m.updated)
         if not m.complete:
             done, total = m.progress
-            state, detail = "partial", f"{done}/{total} shards done"
+            unit = "epochs" if m.stage == "pretrain" else "shards"
+            state, detail = ("stopped" if m.stage == "pretrain" else "partial",
+                             f"{done}/{total} {unit} done")
+            if lock_state == "stopped":
+                detail += (f"; its process ({holder.command}, pid {holder.pid} on "
+                           f"{holder.host}) is gone: run the command again to resume")
+            if m.summary.get("final_loss") is not None or m.stage == "pretrain":
+                detail += _last_loss(output)
             if reasons:
                 detail += "; " + "; ".join(reasons)
         elif not storage.exists(output):
@@ -95,6 +112,46 @@ class _Checker:
         else:
             state, detail = "complete", _summary_line(m)
         return StageStatus(dataset, m.stage, output, state, detail, size, m.finished or m.updated)
+
+
+def running_line(holder: Holder) -> str:
+    """`running (pid 12, host h): epoch 3/300, step 40/290, loss 4.1234, ETA 1 h 02 min`."""
+    beat = holder.beat or {}
+    parts = [f"running (pid {holder.pid}, {holder.host})"]
+    if "epoch" in beat:
+        parts.append(f"epoch {beat['epoch']}/{beat.get('epochs', '?')}")
+        if "step" in beat:
+            parts.append(f"step {beat['step']}/{beat.get('steps', '?')}")
+    elif "done" in beat:
+        parts.append(f"{beat['done']}/{beat.get('total', '?')} {beat.get('unit', '')}".strip())
+    if beat.get("loss") is not None:
+        parts.append(f"loss {beat['loss']:.4f}")
+    if beat.get("samples_per_s"):
+        parts.append(f"{beat['samples_per_s']:.0f} samples/s")
+    if beat.get("eta_s") is not None:
+        parts.append(f"ETA {human_duration(beat['eta_s'])}")
+    return ": ".join([parts[0], ", ".join(parts[1:])]) if len(parts) > 1 else parts[0]
+
+
+def human_duration(seconds: float) -> str:
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def _last_loss(run_dir: str) -> str:
+    """`, last loss 4.1234` from a run's metrics.jsonl (empty when it has none)."""
+    import json
+
+    loc = storage.join(run_dir, "metrics.jsonl")
+    try:
+        lines = [ln for ln in storage.read_text(loc).splitlines() if ln.strip()]
+        return f", last loss {json.loads(lines[-1])['loss']:.4f}" if lines else ""
+    except (FileNotFoundError, OSError, ValueError, KeyError):
+        return ""
 
 
 def _summary_line(m: Manifest) -> str:
@@ -108,25 +165,24 @@ def _summary_line(m: Manifest) -> str:
         loss = s.get("final_loss")
         return f"{m.progress[0]} epochs, final loss " + ("?" if loss is None else f"{loss:.4f}")
     if m.stage == "evaluate":
-        top1 = s.get("top1")
-        return "top-1 " + ("?" if top1 is None else f"{top1:.2f}")
+        top1, best = s.get("top1"), s.get("best_top1")
+        line = "top-1 " + ("?" if top1 is None else f"{top1:.2f}")
+        return line + ("" if best is None else f" (best {best:.2f})")
+    if m.stage == "report":
+        return f"{s.get('runs', 0)} runs, {s.get('evaluations', 0)} evaluations"
     return ""
 
 
 def workspace_status(ws: Workspace) -> list[StageStatus]:
     """Every stage output of every dataset, in pipeline order."""
-    outputs: dict[str, tuple[str, str]] = {}
-    for ds in storage.list_dirs(ws.root):
-        raw = ws.raw(ds)
-        found = [(raw.manifest, raw.store)]
-        found += [(o.manifest, o.store) for _, o in ws.frames_outputs(ds)]
-        for kind in ("runs", "eval"):
-            for name in storage.list_dirs(ws.path(ds, kind)):
-                d = ws.path(ds, kind, name)
-                found.append((storage.join(d, "manifest.json"), d))
-        for manifest_path, output in found:
-            if storage.exists(manifest_path):
-                outputs[output] = (manifest_path, ds)
+    outputs: dict[str, tuple[str, str, str]] = {}
+    for ds in ws.dataset_folders():
+        found = [ws.raw(ds)] + [o for _, o in ws.frames_outputs(ds)]
+        found += [ws.run(ds, name) for name in ws.names(ds, "runs")]
+        found += [ws.evaluation(ds, name) for name in ws.names(ds, "eval")]
+        for out in found:
+            if storage.exists(out.manifest) or inspect(out.lock)[0] == "running":
+                outputs[out.store] = (out.manifest, ds, out.lock)
     checker = _Checker(ws, outputs)
     for output in outputs:
         checker.state_of(output)

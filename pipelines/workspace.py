@@ -33,14 +33,17 @@ class WorkspaceError(AsarError):
 NAME_CHARS = frozenset(string.ascii_letters + string.digits + "._+=-")
 
 
+def _is_name(name: str) -> bool:
+    return bool(name) and not name.startswith(".") and set(name) <= NAME_CHARS
+
+
 def check_name(kind: str, name: str) -> str:
     """A dataset, run or evaluation name, checked to be a name and not a path.
 
     Letters, digits and ``. _ + = -``, not starting with a dot (temporary and hidden
     folders start with one): ``..``, ``/abs``, ``a/b`` and the empty name are refused.
     """
-    if not isinstance(name, str) or not name or name.startswith(".") or \
-            not set(name) <= NAME_CHARS:
+    if not isinstance(name, str) or not _is_name(name):
         raise WorkspaceError(
             f"{kind} name {name!r} is not a plain name: use letters, digits and . _ + = - "
             "(no slashes, no leading dot); it names a folder inside the workspace")
@@ -123,11 +126,24 @@ class Workspace:
         return Output(d, storage.join(d, "manifest.json"), d + ".lock",
                       f"evaluation {name} of {dataset}")
 
+    def dataset_folders(self) -> list[str]:
+        """Every folder of the workspace that can be a dataset (complete or not), sorted."""
+        return [d for d in storage.list_dirs(self.root) if _is_name(d)]
+
+    def names(self, dataset: str, kind: str) -> list[str]:
+        """Run (``kind="runs"``) or evaluation (``"eval"``) names of a dataset: their
+        folders and the locks of ones being written for the first time."""
+        folder = self.path(check_name("dataset", dataset), kind)
+        if not storage.isdir(folder):
+            return []
+        found = set(storage.list_dirs(folder))
+        found |= {e.name[:-len(".lock")] for e in storage.list_files(folder)
+                  if e.name.endswith(".lock")}
+        return sorted(n for n in found if _is_name(n))
+
     def datasets(self) -> list[str]:
         """Datasets with an ingest manifest (complete or not), sorted."""
-        return [d for d in storage.list_dirs(self.root)
-                if set(d) <= NAME_CHARS and not d.startswith(".")
-                and storage.exists(self.raw(d).manifest)]
+        return [d for d in self.dataset_folders() if storage.exists(self.raw(d).manifest)]
 
     def frames_outputs(self, dataset: str) -> list[tuple[int, Output]]:
         """(frame count, output) of every downsample output of a dataset."""

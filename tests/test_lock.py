@@ -105,3 +105,29 @@ def test_a_second_pretrain_of_the_same_run_is_refused(workspace_copy):
     finally:
         other.kill()
         other.wait()
+
+
+def test_status_tells_a_running_run_from_a_stopped_one(workspace_copy):
+    from click.testing import CliRunner
+
+    import cli
+    from pipelines.stage import Input, ShardLog, Stage, plan
+    from pipelines.workspace import Workspace
+
+    ws = Workspace(str(workspace_copy))
+    out = ws.run("ntu60", "r")
+    partial = plan(Stage("pretrain", 1), out.manifest, out.store, {"num_epoch": 10},
+                   {"frames": Input(ws.frames("ntu60").store, "x", "store")})
+    ShardLog(partial, 10).done([0, 1])
+
+    def line() -> str:
+        text = CliRunner().invoke(cli.main, ["status", "--workdir", str(workspace_copy)]).output
+        return next(ln for ln in text.splitlines() if "runs/r" in ln)
+
+    other = hold(Path(out.lock), 60)
+    try:
+        assert "running" in line() and f"pid {other.pid}" in line() and "epoch 3/10" in line()
+    finally:
+        other.kill()
+        other.wait()
+    assert "stopped" in line() and "2/10 epochs" in line() and "is gone" in line()
