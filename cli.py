@@ -767,6 +767,31 @@ def export_reference_cmd(dataset, benchmark, stage, out, workdir, force, wait, a
          [("folder", result.output), ("train", s.get("train")), ("val", s.get("val"))])
 
 
+# ------------------------------------------------------------------ report
+
+
+@main.command("report")
+@click.argument("dataset", required=False)
+@workdir_option
+@click.option("--force", is_flag=True, help="Build the page again even if it is up to date.")
+@wait_option
+@output_options
+def report_cmd(dataset, workdir, force, wait, as_json, quiet):
+    """One self-contained HTML page of the workspace (or of DATASET): every run with its
+    curves, every evaluation with its confusion matrix, the ensembles and t-SNE figures.
+
+    Rebuilt only when a run or an evaluation changed; open the printed file in a browser.
+    """
+    from pipelines.report import report
+
+    result = report(workspace(workdir), dataset, force=force,
+                    progress=progress(quiet or as_json), wait=wait)
+    s = result.summary
+    emit(as_json, result.to_json(), "report" + (" (cached)" if result.skipped else ""),
+         [("page", result.page), ("runs", s.get("runs")), ("evaluations", s.get("evaluations")),
+          ("size", f"{(s.get('bytes') or 0) / 1e6:.2f} MB")])
+
+
 # ------------------------------------------------------------------ demo
 
 

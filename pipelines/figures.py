@@ -111,3 +111,42 @@ def confusion_image(confusion: np.ndarray, size: int = 600) -> np.ndarray:
     frac = np.divide(c, rows, out=np.zeros_like(c), where=rows > 0)   # (C, C) in [0, 1]
     cell = max(1, size // max(c.shape[0], 1))
     return np.repeat(np.repeat(sequential(frac), cell, axis=0), cell, axis=1)
+
+
+# -- matplotlib figures ------------------------------------------------------------------------
+def run_curves(records: list[dict], title: str) -> bytes:
+    """Loss, learning rate and relabel weight (c) per epoch of a pre-training run, as PNG
+    bytes; a dashed line marks the first epoch with active sampling.
+
+    records: metrics.jsonl lines (epoch 1-based, loss, lr, relabel_c, active_sampling).
+    """
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in records]
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2), dpi=100)
+    panels = (("loss", "loss"), ("lr", "learning rate"), ("relabel_c", "relabel weight c"))
+    active = next((r["epoch"] for r in records if r.get("active_sampling")), None)
+    for ax, (key, label) in zip(axes, panels, strict=True):
+        ax.plot(epochs, [r.get(key) for r in records], marker="." if len(epochs) < 40 else None,
+                color="#2a6fdb")
+        ax.set_xlabel("epoch")
+        ax.set_title(label, fontsize=11)
+        ax.grid(alpha=0.3)
+        if key == "lr":
+            ax.set_yscale("log")
+        if active is not None:
+            ax.axvline(active, color="#c06000", linestyle="--", linewidth=1,
+                       label="active sampling from here")
+    if active is not None:
+        axes[0].legend(fontsize=8, loc="upper right")
+    fig.suptitle(title, fontsize=12)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()

@@ -43,7 +43,7 @@ class Input:
 
     location: str
     fingerprint: str
-    kind: Literal["folder", "files", "store", "file", "value"] = "store"
+    kind: Literal["folder", "files", "store", "file", "value", "manifest"] = "store"
 
     def record(self) -> dict[str, Any]:
         return {"location": self.location, "fingerprint": self.fingerprint, "kind": self.kind}

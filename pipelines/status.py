@@ -59,6 +59,10 @@ class _Checker:
                 now = tree_fingerprint(loc)[0]
             elif kind == "file":
                 now = file_fingerprint(loc)
+            elif kind == "manifest":
+                from pipelines.report import manifest_state
+
+                now = manifest_state(loc)
             elif kind == "store":
                 state, now = self.state_of(loc)
                 if state == "missing":
@@ -180,9 +184,13 @@ def workspace_status(ws: Workspace) -> list[StageStatus]:
         found = [ws.raw(ds)] + [o for _, o in ws.frames_outputs(ds)]
         found += [ws.run(ds, name) for name in ws.names(ds, "runs")]
         found += [ws.evaluation(ds, name) for name in ws.names(ds, "eval")]
+        found.append(ws.report(ds))
         for out in found:
             if storage.exists(out.manifest) or inspect(out.lock)[0] == "running":
                 outputs[out.store] = (out.manifest, ds, out.lock)
+    whole = ws.report()
+    if storage.exists(whole.manifest) or inspect(whole.lock)[0] == "running":
+        outputs[whole.store] = (whole.manifest, "", whole.lock)
     checker = _Checker(ws, outputs)
     for output in outputs:
         checker.state_of(output)

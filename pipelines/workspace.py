@@ -141,6 +141,13 @@ class Workspace:
                   if e.name.endswith(".lock")}
         return sorted(n for n in found if _is_name(n))
 
+    def report(self, dataset: str | None = None) -> Output:
+        """The HTML report of the workspace, or of one dataset (a folder swapped in whole)."""
+        d = self.path("report") if dataset is None else self.path(check_name("dataset", dataset),
+                                                                  "report")
+        return Output(d, storage.join(d, "manifest.json"), d + ".lock",
+                      "the report" + ("" if dataset is None else f" of {dataset}"))
+
     def datasets(self) -> list[str]:
         """Datasets with an ingest manifest (complete or not), sorted."""
         return [d for d in self.dataset_folders() if storage.exists(self.raw(d).manifest)]
