@@ -92,8 +92,11 @@ def read_text(location: str, encoding: str = "utf-8") -> str:
     return read_bytes(location).decode(encoding)
 
 
-def write_bytes(location: str, data: bytes) -> None:
-    """Write a whole file atomically: readers see the old content or the new, never half."""
+def write_bytes(location: str, data: bytes, durable: bool = True) -> None:
+    """Write a whole file atomically: readers see the old content or the new, never half.
+
+    ``durable=False`` skips the fsync (data that can be made again: chunks, synthetic
+    files); the rename still makes the write all-or-nothing for readers."""
     if is_url(location):
         fs, path = _fs(location)
         fs.pipe_file(path, data)
@@ -105,8 +108,9 @@ def write_bytes(location: str, data: bytes) -> None:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give what open() would
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, location)
     except BaseException:
         if os.path.exists(tmp):

@@ -1,7 +1,6 @@
 """Pieces the NTU and PKU-MMD writers share: subjects, the summary, atomic writes."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -35,8 +34,8 @@ def subject_body(subject: int, partner: bool = False) -> Body:
     return make_body(np.random.default_rng([0xB0D7, subject, int(partner)]))
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write under a temporary name in the same folder, then rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write a synthetic file atomically (no fsync: it can be made again)."""
+    from asar_data.storage import write_bytes
+
+    write_bytes(str(path), data.encode() if isinstance(data, str) else data, durable=False)
