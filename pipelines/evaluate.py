@@ -313,6 +313,26 @@ def write_outputs(eval_dir: str, result: Mapping[str, Any], scores: Any) -> None
                        json.dumps(finite(result), indent=1, allow_nan=False) + "\n")
 
 
+def log_tensorboard(eval_dir: str, result: Mapping[str, Any]) -> None:
+    """The evaluation's accuracies (every check epoch, and final) as TensorBoard scalars in
+    `<eval>/tensorboard` when tensorboard is installed (`pip install 'asar[tensorboard]'`)."""
+    if storage.is_url(eval_dir):
+        return
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return
+    tag = f"{result['protocol']}/{result['stream']}"
+    with SummaryWriter(log_dir=storage.join(eval_dir, "tensorboard")) as tb:
+        for e in result.get("evaluations") or []:
+            for key in ("top1", "top5", "train_loss"):
+                if e.get(key) is not None:
+                    tb.add_scalar(f"{tag}/{key}", e[key], e["epoch"])
+        acc = result["accuracy"]
+        tb.add_scalar(f"{tag}/final_top1", acc["top1"], 0)
+        tb.add_scalar(f"{tag}/final_top5", acc["top5"], 0)
+
+
 def finite(obj: Any) -> Any:
     """A copy of a JSON tree with NaN and infinities (a diverged loss) replaced by None."""
     import math
@@ -457,6 +477,8 @@ class Evaluate(Stage[EvalParams]):
             "seconds": {**out["seconds"], "total": round(time.perf_counter() - t0, 3)},
         }
         write_outputs(run.where, result, out["scores"])
+        if cfg.get("tensorboard", True):
+            log_tensorboard(run.where, result)
         run.state["result"] = finite(result)
 
     def finish(self, run: Run[EvalParams]) -> dict[str, Any]:

@@ -287,3 +287,15 @@ def test_weights_are_a_file_or_a_run_name_of_the_dataset(tmp_path, trained):
     assert resolve_weights(ws, "ntu60", "asar300") == ckpt
     with pytest.raises(CheckpointError, match="not a file, nor a run of ntu60"):
         resolve_weights(ws, "ntu60", "asar301")
+
+
+def test_evaluation_metrics_go_to_tensorboard_when_it_is_installed(tmp_path, trained):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    res = evaluate(make_workspace(tmp_path), linear_cfg(), trained)
+    events = EventAccumulator(os.path.join(res.eval_dir, "tensorboard"))
+    events.Reload()
+    top1 = events.Scalars("linear/joint/top1")
+    assert [e.step for e in top1] == [5, 10, 15, 20]
+    assert top1[-1].value == pytest.approx(res.result["evaluations"][-1]["top1"])
