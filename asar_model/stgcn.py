@@ -76,6 +76,27 @@ class Dropout(nn.Dropout):
         return x * scale.mul_(1.0 / (1.0 - p))
 
 
+class StridedPointwiseConv(nn.Conv2d):
+    """``nn.Conv2d(in, out, 1, stride=(s, 1))`` (same parameters, same maths) that on the CPU
+    takes every s-th frame itself and runs a stride-1 1x1 conv.
+
+    Works around a heap corruption in torch's bundled oneDNN (torch 2.13 CPU, oneDNN 3.12):
+    the ``jit_1x1`` backward-weights kernel of a strided 1x1 conv on channels-last input with
+    fewer input channels than its block (16 with AVX-512, 8 with AVX2) writes past its
+    reduce-to-unit-stride workspace (uxlfoundation/oneDNN#6035), so narrow encoders
+    (hidden_channels < 16) crash in ``backward()``. Stride 1 never takes that path.
+    x (n, C_in, T, V) -> (n, C_out, ceil(T / s), V).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+        super().__init__(in_channels, out_channels, kernel_size=1, stride=(stride, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu" or self.stride[0] == 1:
+            return super().forward(x)
+        return F.conv2d(x[:, :, :: self.stride[0]], self.weight, self.bias)
+
+
 class STGCNBlock(nn.Module):
     """Graph conv, BN-ReLU-temporal conv-BN-Dropout, residual, ReLU.
 
@@ -109,7 +130,7 @@ class STGCNBlock(nn.Module):
             self.residual = "identity"
         else:
             self.residual = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=(stride, 1)),
+                StridedPointwiseConv(in_channels, out_channels, stride),
                 nn.BatchNorm2d(out_channels),
             )
 

@@ -1,7 +1,13 @@
+import subprocess
+import sys
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 
-from asar_model.stgcn import Dropout, Model, reference_init
+from asar_model.stgcn import Dropout, Model, StridedPointwiseConv, reference_init
+
+REPO = Path(__file__).resolve().parents[1]
 
 BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 PROJECTED = (4, 7, 9)  # blocks whose residual is a 1x1 conv + BN
@@ -112,3 +118,35 @@ def test_dropout_keeps_one_minus_p_and_rescales_in_any_layout():
     assert y.is_contiguous(memory_format=torch.channels_last)
     assert abs((Dropout(0.3).train()(x) > 0).float().mean().item() - 0.7) < 0.01
     assert torch.equal(drop.eval()(x), x)
+
+
+def test_strided_pointwise_conv_equals_the_strided_1x1_conv():
+    torch.manual_seed(0)
+    conv = StridedPointwiseConv(4, 8, stride=2).double()
+    x = torch.randn(3, 4, 11, 25, dtype=torch.float64).contiguous(
+        memory_format=torch.channels_last).requires_grad_()
+    y = conv(x)
+    ref = F.conv2d(x, conv.weight, conv.bias, stride=(2, 1))
+    torch.testing.assert_close(y, ref, rtol=1e-12, atol=1e-12)
+    g = torch.randn_like(ref)
+    for a, b in zip(torch.autograd.grad(y, (x, conv.weight, conv.bias), g),
+                    torch.autograd.grad(ref, (x, conv.weight, conv.bias), g), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_narrow_float32_encoder_trains_without_heap_corruption():
+    """oneDNN's strided 1x1 backward-weights kernel corrupted the heap for fewer than 16
+    (AVX-512) / 8 (AVX2) input channels on channels-last input: run in a child process,
+    since the failure is a crash."""
+    script = (
+        "import torch\n"
+        "from asar_model.stgcn import Model\n"
+        "torch.manual_seed(0)\n"
+        "m = Model(hidden_channels=4, hidden_dim=16, num_class=8)\n"
+        "for _ in range(6):\n"  # 50 frames, 6 steps: the smaller cases stay inside slack
+        "    m(torch.randn(16, 3, 50, 25, 2)).square().sum().backward()\n"
+        "print('ok')\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-2000:]
