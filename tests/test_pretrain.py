@@ -68,19 +68,19 @@ def test_missing_store_names_the_command_to_run_first(tmp_path):
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(workspace_copy, monkeypatch):
-    import asar_data.augment as augment
+    from asar_model.training import Augmentation
 
-    real = augment.normal_augment
+    real = Augmentation.__call__
     calls = {"n": 0}
     steps_per_epoch = len(FramesStore(str(workspace_copy / "ntu60" / "frames50.zarr"))
                           .split("xview", "train")) // 16
 
-    def poisoned(x, *args, **kwargs):
+    def poisoned(self, x, *args, **kwargs):
         calls["n"] += 1
-        out = real(x, *args, **kwargs)
+        out = real(self, x, *args, **kwargs)
         return out * float("nan") if calls["n"] > 2 * steps_per_epoch else out
 
-    monkeypatch.setattr(augment, "normal_augment", poisoned)
+    monkeypatch.setattr(Augmentation, "__call__", poisoned)
     ws = Workspace(str(workspace_copy))
     with pytest.raises(NonFiniteLoss, match="after epoch 1"):
         pretrain(ws, tiny_config(epochs=3), "r")
