@@ -143,3 +143,18 @@ def test_evaluate_embed_and_tsne_commands_write_their_outputs(workspace_copy, tm
     png = tmp_path / "t.png"
     out = run("tsne", "--workdir", str(workspace_copy), "--samples", "30", "--out", str(png))
     assert out.exit_code == 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_results_go_to_stdout_json_on_request_and_quiet_hides_progress(workspace_copy):
+    import json
+
+    runner = CliRunner()                               # stdout and stderr apart
+    out = runner.invoke(cli.main, ["downsample", "--workdir", str(workspace_copy), "--json"])
+    assert out.exit_code == 0
+    data = json.loads(out.stdout)                      # one JSON object, nothing else
+    assert data["stage"] == "downsample" and data["action"] == "skip"
+    out = runner.invoke(cli.main, ["status", "--workdir", str(workspace_copy), "--json"])
+    states = {o["stage"]: o["state"] for o in json.loads(out.stdout)["outputs"]}
+    assert states == {"ingest": "complete", "downsample": "complete"}
+    out = runner.invoke(cli.main, ["downsample", "--workdir", str(workspace_copy), "--quiet"])
+    assert "samples" in out.stdout and out.stderr.strip() == ""

@@ -5,8 +5,10 @@ lines run are exercised by the stage tests and the demo in `.ci/run`.
 """
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -64,3 +66,24 @@ def test_ci_runs_the_readme_test_command():
     assert "<!-- ci: test command -->" in (REPO / ".ci" / "run").read_text()
     quickstart = README.split("## Quickstart", 1)[1].split("##", 1)[0]
     assert out in quickstart and "asar-cli demo" in quickstart
+
+
+def test_the_readme_python_api_example_runs(tmp_path, frames_workspace):
+    """The example under `<!-- api example -->`, on a workspace shaped like the demo's."""
+    import shutil
+
+    from asar_model.learner import ASAR
+    from pipelines.checkpoints import CHECKPOINT_FORMAT, save_checkpoint
+
+    code = README.split("<!-- api example -->", 1)[1].split("```python", 1)[1].split("```")[0]
+    work = tmp_path / "asar-work"
+    shutil.copytree(frames_workspace / "ntu60", work / "synth60")
+    run = work / "synth60" / "runs" / "asar"
+    run.mkdir(parents=True)
+    save_checkpoint(str(run / "checkpoint.pt"), {"format": CHECKPOINT_FORMAT, "epoch": 1,
+                                                 "model": ASAR(queue_size=64).state_dict()})
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                         text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "256)" in out.stdout
