@@ -76,7 +76,8 @@ class ASAR(nn.Module):
         self.topk, self.active_epoch = topk, active_epoch
         self.kmeans_tol, self.kmeans_iters = kmeans_tol, kmeans_iters
         # k-means early-stop test every n iterations; None: every iteration on the CPU (where
-        # it costs nothing and saves ~90 ms a step), never on accelerators (no host sync).
+        # it costs nothing and skips the frozen iterations: runs usually stop within a few),
+        # never on accelerators (no host sync).
         self.kmeans_check_every = kmeans_check_every
         args = dict(in_channels=in_channels, hidden_channels=hidden_channels, hidden_dim=hidden_dim,
                     num_class=feature_dim, dropout=dropout, graph_args=graph_args,
