@@ -26,7 +26,8 @@ from asar_data.errors import AsarError
 from asar_model.kmeans import kmeans
 from asar_model.stgcn import Model, reference_init
 
-KEY_INITS = ("independent", "copy")
+KEY_INITS = ("independent", "copy")  # model_args.key_init: the key encoder's start
+
 
 class ASAR(nn.Module):
     """Pre-training learner: ``forward(im_q, im_k, epoch) -> (loss, stats)``, im (B, C, T, V, M).
