@@ -4,7 +4,8 @@ Three layouts are recognised, all read with ``torch.load(weights_only=True)``:
 
 - ours: ``{"format": "asar-pretrain/1", "epoch", "model": ASAR state_dict, ...}``;
 - the reference's: a state_dict with ``encoder_q.*`` keys (SkeletonCLR / ASAR
-  learners), optionally with ``encoder_k.*``, ``queue``, ``queue_ptr`` and the MLP head
+  learners), optionally with ``encoder_k.*``, ``queue``, ``labels`` (the reference
+  ASAR's (K,) buffer, in ours too), ``queue_ptr`` and the MLP head
   ``encoder_q.fc.{0,2}.*`` (or a linear ``encoder_q.fc.*``), optionally nested under a
   ``model`` or ``state_dict`` key, ``module.`` prefixes (DataParallel) allowed;
 - a bare encoder state_dict (keys without ``encoder_q.``): our ``embed`` or fine-tune
@@ -38,7 +39,7 @@ ENCODER_PREFIX = "encoder_q."
 # Keys (relative to the encoder) the file need not hold: the new classifier, the fixed graph.
 ALLOWED_MISSING = (r"fc\.(weight|bias)", r"A")
 # Keys outside encoder_q a learner checkpoint may hold and an evaluation ignores.
-ALLOWED_UNUSED_OUTSIDE = (r"encoder_k\..+", r"queue", r"queue_ptr")
+ALLOWED_UNUSED_OUTSIDE = (r"encoder_k\..+", r"queue", r"labels", r"queue_ptr")
 # The file's own head (pre-training MLP fc.0/fc.2, or a trained linear fc): never loaded.
 HEAD_KEY = r"fc\.(\d+\.)?(weight|bias)"
 # Model constructor arguments in a config's model_args (the learner's others are ignored).

@@ -1,15 +1,18 @@
 """ASAR: MoCo on ST-GCN with adaptive relabeling and active sampling (ICIP 2023).
 
-One small builder in the spirit of MoCo's: a query encoder, its momentum copy, a queue
-of keys, and each step of the method a short method. The state_dict has the reference
-SkeletonCLR/ASAR layout (``encoder_q.*``, ``encoder_k.*``, ``queue`` (D, K),
-``queue_ptr`` (1,)), so reference checkpoints load with ``strict=True``.
+One small builder in the spirit of MoCo's: a query encoder, its momentum encoder, a
+queue of keys, and each step of the method a short method. The state_dict has the
+reference ASAR layout (``encoder_q.*``, ``encoder_k.*``, ``queue`` (D, K), ``labels``
+(K,), ``queue_ptr`` (1,)), so the reference's checkpoints load into it with
+``strict=True`` and ours into the reference's ``ASAR``.
 
 Departures from the reference (the maths is the same): the active-sampling gradient is
 the closed form instead of a second backward pass; candidates are the queue's entries
 (the reference concatenates the untransposed (D, B) block, which only runs at B = D);
-selection and k-means run without host syncs; the queue pointer stays on the device
-and writes wrap around, so any batch size works.
+when the first three selection tiers hold fewer than B candidates the fourth fills up
+to B (the reference enqueues all 2B and overruns its queue); selection and k-means run
+without host syncs; the queue pointer stays on the device and writes wrap around, so
+any batch size works.
 """
 from __future__ import annotations
 
@@ -19,8 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from asar_data.errors import AsarError
 from asar_model.kmeans import kmeans
 from asar_model.stgcn import Model, reference_init
+
+KEY_INITS = ("independent", "copy")  # model_args.key_init: the key encoder's start
 
 
 class ASAR(nn.Module):
@@ -28,6 +34,13 @@ class ASAR(nn.Module):
 
     Reference ``model_args`` names are accepted (``base_encoder`` and ``pretrain`` only
     for compatibility: the encoder is always ``asar_model.stgcn.Model``).
+
+    ``key_init`` is the key encoder's start. ``"independent"`` (default, the reference's):
+    both encoders are built, the queue drawn, then the reference init is applied to the
+    whole learner, so encoder_k gets its own draw; with the same torch seed the initial
+    state equals the reference constructor's followed by its ``weights_init``, bit for
+    bit (on the CPU). ``"copy"``: encoder_q is initialised and copied into encoder_k
+    (MoCo's start, and this learner's before the option existed), then the queue drawn.
     """
 
     def __init__(
@@ -52,15 +65,20 @@ class ASAR(nn.Module):
         edge_importance_weighting: bool = True,
         base_encoder: str | None = None,
         pretrain: bool = True,
+        key_init: str = "independent",
     ) -> None:
         super().__init__()
         if not pretrain:
             raise ValueError("ASAR is for pre-training; evaluate with asar_model.stgcn.Model")
+        if key_init not in KEY_INITS:
+            raise AsarError(f"model_args.key_init is {key_init!r}: give 'independent' (the "
+                            "reference's start, encoder_k drawn on its own) or 'copy'")
         self.K, self.m, self.t1, self.t2 = queue_size, momentum, Temperature, relabel_temperature
         self.topk, self.active_epoch = topk, active_epoch
         self.kmeans_tol, self.kmeans_iters = kmeans_tol, kmeans_iters
         # k-means early-stop test every n iterations; None: every iteration on the CPU (where
-        # it costs nothing and saves ~90 ms a step), never on accelerators (no host sync).
+        # it costs nothing and skips the frozen iterations: runs usually stop within a few),
+        # never on accelerators (no host sync).
         self.kmeans_check_every = kmeans_check_every
         args = dict(in_channels=in_channels, hidden_channels=hidden_channels, hidden_dim=hidden_dim,
                     num_class=feature_dim, dropout=dropout, graph_args=graph_args,
@@ -69,12 +87,27 @@ class ASAR(nn.Module):
         if mlp:  # fc -> Linear, ReLU, fc: keys fc.0.*, fc.2.*
             for enc in (self.encoder_q, self.encoder_k):
                 enc.fc = nn.Sequential(nn.Linear(hidden_dim, hidden_dim), nn.ReLU(), enc.fc)
-        reference_init(self.encoder_q)
-        for p_q, p_k in zip(self.encoder_q.parameters(), self.encoder_k.parameters(), strict=True):
-            p_k.data.copy_(p_q.data)
-            p_k.requires_grad = False
+        # independent: the reference's order of random draws (encoders and heads built, the
+        # queue drawn, then the init over both encoders); copy: init, copy, queue.
+        if key_init == "copy":
+            reference_init(self.encoder_q)
+            for p_q, p_k in zip(self.encoder_q.parameters(), self.encoder_k.parameters(),
+                                strict=True):
+                p_k.data.copy_(p_q.data)
         self.register_buffer("queue", F.normalize(torch.randn(feature_dim, queue_size), dim=0))
+        # The reference registers it and never reads it; kept for checkpoint interop.
+        self.register_buffer("labels", torch.full((queue_size,), -1, dtype=torch.long))
         self.register_buffer("queue_ptr", torch.zeros(1, dtype=torch.long))
+        if key_init == "independent":
+            reference_init(self.encoder_q)
+            reference_init(self.encoder_k)
+        for p_k in self.encoder_k.parameters():
+            p_k.requires_grad = False
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        """Checkpoints written before the ``labels`` buffer existed load (strictly otherwise)."""
+        state_dict.setdefault(prefix + "labels", self.labels.clone())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # -- distributed hooks: single process by default; a DDP subclass overrides these ----
     def _all_gather(self, x: torch.Tensor) -> torch.Tensor:
@@ -177,18 +210,21 @@ class ASAR(nn.Module):
         return p.T @ q / b                                             # (N, D)
 
     @staticmethod
-    def cover_clusters(assign: torch.Tensor, num_clusters: int, count: int) -> torch.Tensor:
-        """Pick ``count`` candidates covering as many clusters as possible.
+    def select_tiers(assign: torch.Tensor, num_clusters: int, count: int) -> torch.Tensor:
+        """The reference's selection: ``count`` candidates covering the clusters, in enqueue order.
 
-        Candidates are ranked by (member rank within its cluster, candidate index): every
-        cluster's lowest-index member first, then every second member, and so on. Returns
-        the chosen candidate indices (count,) in ascending order.
+        A candidate's tier is the number of its cluster's members from it to the end (in
+        index order), capped at 4: tier 1 holds every cluster's LAST member, tier 2 the
+        second-to-last, tier 3 the third-to-last, tier 4 the rest. The result is the
+        first ``count`` of tier 1, 2, 3, 4, each tier in index order. (The reference stops
+        at tier 3 and takes all candidates when tiers 1-3 hold fewer than ``count``.)
+        assign (N,) in [0, num_clusters) -> indices (count,).
         """
         n = assign.shape[0]
         onehot = F.one_hot(assign, num_clusters)                        # (N, C)
-        rank = onehot.cumsum(dim=0).gather(1, assign[:, None])[:, 0] - 1  # (N,) 0 = first member
-        order = torch.argsort(rank * n + torch.arange(n, device=assign.device))
-        return order[:count].sort().values
+        left = onehot.flip(0).cumsum(dim=0).flip(0)                     # members from row on
+        tier = left.gather(1, assign[:, None])[:, 0].clamp(max=4)       # (N,) 1 = last member
+        return torch.argsort(tier * n + torch.arange(n, device=assign.device))[:count]
 
     @torch.no_grad()
     def active_enqueue(
@@ -196,8 +232,9 @@ class ASAR(nn.Module):
     ) -> torch.Tensor:
         """Active sampling: enqueue B of [k ; the B queue entries about to be overwritten].
 
-        Candidates k1 (2B, D); their key gradients are clustered into B clusters and the
-        selection covers the clusters. Returns the selected candidate indices (B,).
+        Candidates k1 (2B, D); their key gradients are clustered into B clusters and
+        `select_tiers` picks B of them, written in its order over slots ptr..ptr+B-1.
+        Returns the selected candidate indices (B,), in that order.
         """
         q, k = self._all_gather(q), self._all_gather(k)                 # (B, D) each
         b = k.shape[0]
@@ -207,8 +244,8 @@ class ASAR(nn.Module):
         check = self.kmeans_check_every
         if check is None:
             check = 1 if grad.device.type == "cpu" else 0
-        assign, _ = kmeans(grad, b, generator, self.kmeans_tol, self.kmeans_iters, check)
-        chosen = self._broadcast(self.cover_clusters(assign, b, b))      # (B,), same on all ranks
+        assign, _, _ = kmeans(grad, b, generator, self.kmeans_tol, self.kmeans_iters, check)
+        chosen = self._broadcast(self.select_tiers(assign, b, b))        # (B,), same on all ranks
         self.queue.index_copy_(1, slots, k1[chosen].T.to(self.queue.dtype))
         self.queue_ptr.add_(b).remainder_(self.K)
         return chosen

@@ -21,8 +21,8 @@ draw. What it reproduces:
   back-propagated through the whole query encoder (a second full backward pass; the
   encoder gradients it leaves are thrown away by the next ``zero_grad``); k-means with
   a host sync (``.item()``) on the convergence test of every iteration (plus the
-  reference's CUDA synchronise and cache flush there on a GPU); the cluster-covering
-  selection as a Python loop over the 2B candidates with ``.item()`` syncs.
+  reference's CUDA synchronise and cache flush there on a GPU); the tiered selection
+  as a Python loop over the 2B candidates with ``.item()`` syncs.
 
 One departure, which costs the same: the candidates are the queue's entries (the
 reference concatenates the untransposed (D, B) queue block, which only runs at B = D).
@@ -124,8 +124,9 @@ def reference_forward(m: Model, x: torch.Tensor) -> torch.Tensor:
 
 def kmeans_host_sync(x: torch.Tensor, k: int, tol: float = 1e-4,
                      max_iter: int = 100) -> torch.Tensor:
-    """Euclidean k-means of the rows of x (n, d), random initial points; the convergence
-    test reads the summed squared centroid move to the host every iteration. -> assign (n,)."""
+    """Euclidean k-means of the rows of x (n, d), random initial points, the reference's
+    rule (an empty cluster's new centroid is 0; stop with this iteration's assignment); the
+    convergence test reads the summed squared centroid move to the host every iteration."""
     n = x.shape[0]
     centroids = x[torch.randperm(n, device=x.device)[:k]]               # (k, d)
     assign = torch.zeros(n, dtype=torch.long, device=x.device)
@@ -133,35 +134,30 @@ def kmeans_host_sync(x: torch.Tensor, k: int, tol: float = 1e-4,
         assign = torch.cdist(x, centroids).argmin(dim=1)                # (n,)
         sums = torch.zeros_like(centroids).index_add_(0, assign, x)
         counts = torch.bincount(assign, minlength=k)[:, None]           # (k, 1)
-        new = torch.where(counts > 0, sums / counts.clamp(min=1), centroids)
+        new = sums / counts.clamp(min=1)                                # 0 for an empty one
         shift = (new - centroids).pow(2).sum()
-        centroids = new
         if x.device.type == "cuda":
             torch.cuda.synchronize()
             torch.cuda.empty_cache()
         if shift.item() <= tol:                                          # host sync
             break
+        centroids = new
     return assign
 
 
 def select_loop(assign: torch.Tensor, num_clusters: int, count: int) -> torch.Tensor:
-    """Cover the clusters candidate by candidate in Python: every cluster's first member,
-    then second members, ... (index order within a round). -> chosen indices (count,) sorted.
-    """
-    seen = torch.zeros(num_clusters, dtype=torch.long, device=assign.device)
-    rank = []
+    """The reference's tiers candidate by candidate in Python: a running count per cluster
+    (its size) sends a candidate to tier min(count, 4), counts above 1 drop by one; the first
+    ``count`` of tiers 1-4 in order. -> chosen indices (count,), in enqueue order."""
+    left = torch.bincount(assign, minlength=num_clusters)
+    tiers: list[list[int]] = [[], [], [], []]
     for i in range(assign.shape[0]):
         c = assign[i].item()                                            # host sync
-        rank.append(seen[c].item())                                     # host sync
-        seen[c] += 1
-    chosen: list[int] = []
-    level = 0
-    while len(chosen) < count:
-        for i in range(assign.shape[0]):
-            if rank[i] == level and len(chosen) < count:
-                chosen.append(i)
-        level += 1
-    return torch.tensor(sorted(chosen), device=assign.device)
+        n = int(left[c].item())                                         # host sync
+        tiers[min(n, 4) - 1].append(i)
+        if n > 1:
+            left[c] -= 1
+    return torch.tensor((tiers[0] + tiers[1] + tiers[2] + tiers[3])[:count], device=assign.device)
 
 
 class ReferenceStyleASAR(ASAR):
@@ -236,7 +232,7 @@ def reference_step(model: ReferenceStyleASAR, opt: torch.optim.Optimizer,
 def check_equivalence(seed: int = 0) -> dict[str, float]:
     """Max abs differences from our batched code on small inputs (all should be ~0):
     per-sample crop + shear vs `asar_data.augment`, autograd key gradient vs the closed
-    form, and the loop selection vs `ASAR.cover_clusters` (count of mismatches)."""
+    form, and the loop selection vs `ASAR.select_tiers` (count of mismatches)."""
     from asar_data.augment import apply_shear, apply_temporal_crop
 
     g = np.random.default_rng(seed)
@@ -256,5 +252,5 @@ def check_equivalence(seed: int = 0) -> dict[str, float]:
     grad = float((k1.grad - ASAR.key_gradient(q, k1.detach())).abs().max())
 
     assign = torch.randint(0, 8, (16,))
-    sel = int((select_loop(assign, 8, 8) != ASAR.cover_clusters(assign, 8, 8)).sum())
+    sel = int((select_loop(assign, 8, 8) != ASAR.select_tiers(assign, 8, 8)).sum())
     return {"augment_max_abs": aug, "key_gradient_max_abs": grad, "selection_mismatches": sel}

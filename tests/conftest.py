@@ -26,6 +26,14 @@ def _load_module(path: Path) -> ModuleType:
     return module
 
 
+def _bench_module(name: str, what: str) -> ModuleType:
+    """``shared/bench/<name>.py`` imported by path; the test skips when it is absent."""
+    path = BENCH / f"{name}.py"
+    if not path.is_file():
+        pytest.skip(f"{what} not found at {path} (set ASAR_SHARED)")
+    return _load_module(path)
+
+
 @pytest.fixture(scope="session")
 def real_dir() -> Path:
     """`shared/data/real`: real raw NTU and PKU-MMD files and the official lists."""
@@ -37,19 +45,19 @@ def real_dir() -> Path:
 @pytest.fixture(scope="session")
 def reference_parse() -> ModuleType:
     """The reference-style NTU reader (`shared/bench/reference_parse.py`)."""
-    path = BENCH / "reference_parse.py"
-    if not path.is_file():
-        pytest.skip(f"reference reader not found at {path} (set ASAR_SHARED)")
-    return _load_module(path)
+    return _bench_module("reference_parse", "reference reader")
 
 
 @pytest.fixture(scope="session")
 def reference_downsample() -> ModuleType:
     """The reference-style 50-frame transform (`shared/bench/reference_downsample.py`)."""
-    path = BENCH / "reference_downsample.py"
-    if not path.is_file():
-        pytest.skip(f"reference transform not found at {path} (set ASAR_SHARED)")
-    return _load_module(path)
+    return _bench_module("reference_downsample", "reference transform")
+
+
+@pytest.fixture(scope="session")
+def reference_active() -> ModuleType:
+    """The reference's active-sampling rules as plain loops (`shared/bench/reference_active.py`)."""
+    return _bench_module("reference_active", "reference active sampling")
 
 
 @pytest.fixture(scope="session")

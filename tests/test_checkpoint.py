@@ -1,5 +1,6 @@
 import pytest
 import torch
+from test_learner import ReferenceASAR, reference_learner
 
 from asar_model.checkpoint import (
     CheckpointError,
@@ -14,16 +15,19 @@ from asar_model.stgcn import Model
 ARGS = dict(hidden_channels=4, hidden_dim=16, dropout=0.0)
 
 
-
-def learner(mlp: bool = True, seed: int = 0) -> ASAR:
-    """A small ASAR learner with every parameter and BN statistic randomised."""
-    torch.manual_seed(seed)
-    m = ASAR(feature_dim=8, queue_size=16, mlp=mlp, **ARGS)
+def randomised(m: torch.nn.Module) -> torch.nn.Module:
+    """``m`` with every parameter and BN statistic (not the graph A) randomised."""
     with torch.no_grad():
         for k, v in m.state_dict().items():
             if v.is_floating_point() and k not in ("encoder_q.A", "encoder_k.A"):
                 v.copy_(torch.rand_like(v) + 0.5 if "running_var" in k else torch.randn_like(v))
     return m
+
+
+def learner(mlp: bool = True, seed: int = 0) -> ASAR:
+    """A small ASAR learner with every parameter and BN statistic randomised."""
+    torch.manual_seed(seed)
+    return randomised(ASAR(feature_dim=8, queue_size=16, mlp=mlp, **ARGS))
 
 
 def save(tmp_path, obj, name: str = "ckpt.pt") -> str:
@@ -82,9 +86,28 @@ def test_our_pretrain_checkpoint_loads_with_its_epoch(tmp_path):
     model, report = load_encoder(save(tmp_path, state), ARGS, num_class=5)
     torch.testing.assert_close(features(model, X), features(ref.encoder_q, X), rtol=0, atol=0)
     assert (report.layout, report.epoch) == ("asar-pretrain", 7)
-    assert {"queue", "queue_ptr", "encoder_q.fc.0.weight", "encoder_q.fc.2.bias"} <= set(
+    assert {"queue", "labels", "queue_ptr", "encoder_q.fc.0.weight", "encoder_q.fc.2.bias"} <= set(
         report.ignored)
     assert "encoder_k.*" in report.describe()
+
+
+def test_reference_asar_checkpoint_with_its_labels_buffer_loads_for_evaluation(tmp_path):
+    ref = randomised(reference_learner(0, 16, **ARGS))
+    assert torch.equal(ref.state_dict()["labels"], torch.full((16,), -1))
+    model, report = load_encoder(save(tmp_path, ref.state_dict()), ARGS, num_class=5)
+    torch.testing.assert_close(features(model, X), features(ref.encoder_q, X), rtol=0, atol=0)
+    assert report.layout == "reference" and "labels" in report.ignored
+
+
+def test_learner_state_loads_strictly_into_the_reference_layout_and_back():
+    torch.manual_seed(0)
+    ours = randomised(ASAR(feature_dim=128, queue_size=16, **ARGS))
+    ReferenceASAR(16, **ARGS).load_state_dict(ours.state_dict(), strict=True)
+    theirs = randomised(reference_learner(1, 16, **ARGS)).state_dict()
+    back = ASAR(feature_dim=128, queue_size=16, **ARGS)
+    back.load_state_dict(theirs, strict=True)
+    for key, value in back.state_dict().items():
+        assert torch.equal(value, theirs[key]), key
 
 
 def test_plain_encoder_state_dict_loads_and_its_classifier_is_not_reused(tmp_path):
