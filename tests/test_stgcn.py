@@ -5,7 +5,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from asar_model.stgcn import Dropout, Model, StridedPointwiseConv, reference_init
+from asar_model.stgcn import Dropout, Model, PointwiseConv2d, reference_init
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -122,7 +122,7 @@ def test_dropout_keeps_one_minus_p_and_rescales_in_any_layout():
 
 def test_strided_pointwise_conv_equals_the_strided_1x1_conv():
     torch.manual_seed(0)
-    conv = StridedPointwiseConv(4, 8, stride=2).double()
+    conv = PointwiseConv2d(4, 8, stride=2).double()
     x = torch.randn(3, 4, 11, 25, dtype=torch.float64).contiguous(
         memory_format=torch.channels_last).requires_grad_()
     y = conv(x)
