@@ -14,6 +14,8 @@ from typing import Any
 
 import click
 
+from pipelines.config import dataset_defaults, resolve_config
+
 WORKDIR_HELP = (
     "Workspace holding every stage's output and manifest "
     "[default: $ASAR_WORKDIR, else ./asar-work]."
@@ -89,6 +91,13 @@ def workspace(workdir: str | None):
     return Workspace(workdir)
 
 
+def dataset_prompt() -> Callable[[list[str]], str] | None:
+    """Asks which of several datasets when stdin is a TTY; None (an error then) otherwise."""
+    if not sys.stdin.isatty():
+        return None
+    return lambda names: click.prompt("Dataset", type=click.Choice(names))
+
+
 def choose_dataset(ws: Any, requested: str | None) -> str:
     """The dataset a command acts on; asks when the workspace holds several and stdin is a TTY."""
     from pipelines.workspace import AmbiguousDataset
@@ -96,9 +105,16 @@ def choose_dataset(ws: Any, requested: str | None) -> str:
     try:
         return ws.choose_dataset(requested)
     except AmbiguousDataset as e:
-        if sys.stdin.isatty():
-            return click.prompt("Dataset", type=click.Choice(e.names))
-        raise
+        ask = dataset_prompt()
+        if ask is None:
+            raise
+        return ask(e.names)
+
+
+def warn(note: str) -> None:
+    """One yellow line on stderr (configuration keys ignored or reinterpreted)."""
+    if os.environ.get("RANK", "0") == "0":  # once under torchrun
+        click.secho(f"warning: {note}", fg="yellow", err=True)
 
 
 def print_table(title: str, rows: list[tuple[str, Any]]) -> None:
@@ -362,64 +378,6 @@ def downsample(dataset, frames, bodies, chunk, workdir, force, workers, schedule
 # ------------------------------------------------------------------ pretrain
 
 
-def dataset_defaults(ws: Any, dataset: str) -> dict[str, Any]:
-    """A dataset's benchmarks and default benchmark, from its ingest manifest."""
-    from pipelines.workspace import WorkspaceError
-
-    m = ws.raw(dataset).load_manifest()
-    if m is None:
-        raise WorkspaceError(
-            f"no dataset {dataset!r} in workspace {ws.root}: run `asar-cli ingest ...` first"
-        )
-    return {"benchmarks": m.summary.get("benchmarks") or [],
-            "default_benchmark": m.summary.get("default_benchmark"),
-            "classes": m.summary.get("classes")}
-
-
-def resolve_config(kind: str, ws: Any, preset: str | None, config: str | None,
-                   dataset: str | None, benchmark: str | None, overrides: tuple[str, ...],
-                   seed: int | None = None, deterministic: bool = False) -> dict[str, Any]:
-    """The configuration a command runs with: preset or file, workspace defaults, overrides.
-
-    Dataset: --dataset, else the preset's when the workspace has it, else the workspace's
-    only dataset. Benchmark: --benchmark, else the preset's when the dataset has it, else
-    the dataset's default. Preset: --preset / --config, else `<dataset>-<benchmark>`.
-    """
-    from pipelines.config import ConfigError, apply_overrides, load_preset, load_yaml, preset_names
-
-    base: dict[str, Any] | None = None
-    if preset and config:
-        raise ConfigError("give --preset or --config, not both")
-    if config:
-        base = load_yaml(config)
-    elif preset:
-        base = load_preset(kind, preset)
-    if dataset is None and base is not None and base.get("dataset") in ws.datasets():
-        dataset = base["dataset"]
-    dataset = choose_dataset(ws, dataset)
-    info = dataset_defaults(ws, dataset)
-    if benchmark is None:
-        wanted = base.get("benchmark") if base is not None else None
-        benchmark = wanted if wanted in info["benchmarks"] else info["default_benchmark"]
-    if benchmark not in info["benchmarks"]:
-        raise ConfigError(f"{dataset} has no benchmark {benchmark!r} "
-                          f"(it has: {', '.join(info['benchmarks'])})")
-    if base is None:
-        name = f"{dataset}-{benchmark}"
-        if name not in preset_names(kind):
-            raise ConfigError(f"no {kind} preset for {dataset} {benchmark}: name one with "
-                              f"--preset ({', '.join(preset_names(kind))}) or give --config FILE")
-        base = load_preset(kind, name)
-    cfg = apply_overrides(base, list(overrides))
-    cfg["dataset"], cfg["benchmark"] = dataset, benchmark
-    if seed is not None:
-        cfg["seed"] = seed
-    cfg.setdefault("seed", 0)
-    if deterministic:
-        cfg["deterministic"] = True
-    return cfg
-
-
 def config_options(fn: Callable) -> Callable:
     for opt in reversed([
         click.option("--preset", default=None,
@@ -482,18 +440,16 @@ def pretrain(preset, config_file, dataset, benchmark, overrides, seed, determini
     checkpoint.pt, metrics.jsonl to the run folder; evaluate it with
     `asar-cli evaluate --weights RUN`.
     """
-    if nproc > 1 and "RANK" not in os.environ:
-        sys.exit(launch_ranks(nproc, dict(
-            preset=preset, config_file=config_file, dataset=dataset, benchmark=benchmark,
-            overrides=overrides, seed=seed, deterministic=deterministic, run_name=run_name,
-            device=device, workdir=workdir, force=force)))
-    from pipelines.pretrain import pretrain as run
-
     ws = workspace(workdir)
     cfg = resolve_config("pretrain", ws, preset, config_file, dataset, benchmark, overrides,
-                         seed, deterministic)
-    if device:
-        cfg["device"] = device
+                         seed, deterministic, device=device, choose=dataset_prompt(), warn=warn)
+    if nproc > 1 and "RANK" not in os.environ:
+        sys.exit(launch_ranks(nproc, dict(
+            preset=preset, config_file=config_file, dataset=cfg["dataset"],
+            benchmark=benchmark, overrides=overrides, seed=seed, deterministic=deterministic,
+            run_name=run_name, device=device, workdir=workdir, force=force)))
+    from pipelines.pretrain import pretrain as run
+
     name = run_name or f"{cfg['benchmark']}-{cfg.get('stream', 'joint')}"
     result = run(ws, cfg, name, force=force, progress=progress())
     if os.environ.get("RANK", "0") != "0":
@@ -580,9 +536,7 @@ def evaluate(preset, config_file, dataset, benchmark, overrides, seed, weights, 
 
     ws = workspace(workdir)
     cfg = resolve_config(PROTOCOL_PRESET[protocol], ws, preset, config_file, dataset, benchmark,
-                         overrides, seed)
-    if device:
-        cfg["device"] = device
+                         overrides, seed, device=device, choose=dataset_prompt(), warn=warn)
     stream_name = stream or cfg.get("stream", "joint")
     spec = parse_weights(weights, stream_name)
     if isinstance(spec, dict):

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from asar_data import storage
-from pipelines.config import ConfigError, dump, get_key
+# RUNTIME_KEYS lives in pipelines.config; still importable from here (evaluate does)
+from pipelines.config import RUNTIME_KEYS, ConfigError, dump, get_key
 from pipelines.errors import NonFiniteLoss
 from pipelines.progress import Progress
 from pipelines.stage import Input, ShardLog, plan
@@ -34,8 +35,6 @@ from pipelines.stages import PRETRAIN
 from pipelines.workspace import Workspace, WorkspaceError
 
 CHECKPOINT_FORMAT = "asar-pretrain/1"
-# keys that change how fast a run goes, not what it computes: left out of the fingerprint
-RUNTIME_KEYS = ("device", "compile", "memory_budget_gb", "log_every", "tensorboard")
 
 
 @dataclass
