@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from asar_data import storage
-# RUNTIME_KEYS lives in pipelines.config; still importable from here (evaluate does)
 from pipelines.config import RUNTIME_KEYS, ConfigError, dump, get_key
 from pipelines.errors import NonFiniteLoss
 from pipelines.progress import Progress
@@ -35,6 +34,7 @@ from pipelines.stages import PRETRAIN
 from pipelines.workspace import Workspace, WorkspaceError
 
 CHECKPOINT_FORMAT = "asar-pretrain/1"
+# RUNTIME_KEYS (imported above) lives in pipelines.config; evaluate still imports it from here
 
 
 @dataclass
