@@ -28,8 +28,6 @@ import yaml
 from asar_data.errors import AsarError
 
 PRESETS = Path(__file__).resolve().parent / "presets"
-# The configuration kinds: pretrain, and the evaluation presets (knn uses linear's).
-KIND_NAMES = ("pretrain", "linear", "semi", "finetune")
 # Keys that change how fast a run goes, not what it computes: left out of fingerprints.
 RUNTIME_KEYS = ("device", "compile", "memory_budget_gb", "log_every", "tensorboard")
 
@@ -423,6 +421,7 @@ EVALUATION: Schema = {
     "eval_interval": integer(note="<= 0: only after the last epoch"),
     "drop_last": BOOL,
 }
+# One schema per configuration kind: pretrain and the evaluation presets (knn uses linear's).
 SCHEMAS: dict[str, Schema] = {
     "pretrain": PRETRAIN,
     "linear": EVALUATION,

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 import cli
 from pipelines.config import (
-    KIND_NAMES,
+    SCHEMAS,
     ConfigError,
     apply_overrides,
     dump,
@@ -106,7 +106,7 @@ def one_line_refusal(*overrides: str) -> str:
 
 
 def test_every_preset_is_valid_and_unchanged():
-    for kind in KIND_NAMES:
+    for kind in SCHEMAS:
         for name in preset_names(kind):
             cfg = {**load_preset(kind, name), "seed": 0}
             assert validate_config(cfg, kind) == (cfg, []), (kind, name)
