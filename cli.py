@@ -20,6 +20,8 @@ from typing import Any
 
 import click
 
+from pipelines.config import dataset_defaults, resolve_config
+
 WORKDIR_HELP = (
     "Workspace holding every stage's output and manifest "
     "[default: $ASAR_WORKDIR, else ./asar-work]."
@@ -164,6 +166,13 @@ def workspace(workdir: str | None):
     return Workspace(workdir)
 
 
+def dataset_prompt() -> Callable[[list[str]], str] | None:
+    """Asks which of several datasets when stdin is a TTY; None (an error then) otherwise."""
+    if not sys.stdin.isatty():
+        return None
+    return lambda names: click.prompt("Dataset", type=click.Choice(names))
+
+
 def choose_dataset(ws: Any, requested: str | None) -> str:
     """The dataset a command acts on; asks when the workspace holds several and stdin is a TTY."""
     from pipelines.workspace import AmbiguousDataset
@@ -171,9 +180,16 @@ def choose_dataset(ws: Any, requested: str | None) -> str:
     try:
         return ws.choose_dataset(requested)
     except AmbiguousDataset as e:
-        if sys.stdin.isatty():
-            return click.prompt("Dataset", type=click.Choice(e.names))
-        raise
+        ask = dataset_prompt()
+        if ask is None:
+            raise
+        return ask(e.names)
+
+
+def warn(note: str) -> None:
+    """One yellow line on stderr (configuration keys ignored or reinterpreted)."""
+    if os.environ.get("RANK", "0") == "0":  # once under torchrun
+        click.secho(f"warning: {note}", fg="yellow", err=True)
 
 
 def emit(as_json: bool, data: Any, title: str, rows: list[tuple[str, Any]]) -> None:
@@ -464,17 +480,6 @@ def downsample(dataset, frames, bodies, chunk, workdir, force, wait, workers, sc
 # ------------------------------------------------------------------ pretrain
 
 
-def resolve_config(kind: str, ws: Any, preset: str | None, config: str | None,
-                   dataset: str | None, benchmark: str | None, overrides: tuple[str, ...],
-                   seed: int | None = None, deterministic: bool = False) -> dict[str, Any]:
-    """The configuration a command runs with (see `pipelines.config.resolve_config`); the
-    dataset is asked for on a TTY when the workspace holds several."""
-    from pipelines.config import resolve_config as resolve
-
-    return resolve(kind, ws, preset, config, dataset, benchmark, overrides, seed,
-                   deterministic, choose=lambda requested: choose_dataset(ws, requested))
-
-
 def config_options(fn: Callable) -> Callable:
     for opt in reversed([
         click.option("--preset", default=None,
@@ -497,12 +502,12 @@ def config_options(fn: Callable) -> Callable:
     return fn
 
 
-def launch_ranks(nproc: int) -> int:
+def launch_ranks(nproc: int, extra: list[str]) -> int:
     """Start `nproc` ranks of this very command with torchrun; returns its exit status.
 
-    The ranks run `python -P -m asar` with the user's own arguments (less --nproc): -P
-    keeps the working directory off sys.path, so a user's `cli.py`, `configs/` or
-    `pipelines/` there cannot shadow ours.
+    The ranks run `python -P -m asar` with the user's own arguments (less --nproc, plus
+    ``extra``): -P keeps the working directory off sys.path, so a user's `cli.py`,
+    `configs/` or `pipelines/` there cannot shadow ours.
     """
     import subprocess
 
@@ -520,7 +525,7 @@ def launch_ranks(nproc: int) -> int:
         args.append("--run-name" if a == "--run" else
                     "--run-name=" + a[6:] if a.startswith("--run=") else a)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
-           str(nproc), "--no-python", sys.executable, "-P", "-m", "asar", *args]
+           str(nproc), "--no-python", sys.executable, "-P", "-m", "asar", *args, *extra]
     return subprocess.call(cmd)
 
 
@@ -547,15 +552,13 @@ def pretrain(preset, config_file, dataset, benchmark, overrides, seed, determini
     checkpoint.pt, metrics.jsonl to the run folder; evaluate it with
     `asar-cli evaluate --weights RUN`.
     """
-    if nproc > 1 and "RANK" not in os.environ:
-        sys.exit(launch_ranks(nproc))
-    from pipelines.pretrain import pretrain as run
-
     ws = workspace(workdir)
     cfg = resolve_config("pretrain", ws, preset, config_file, dataset, benchmark, overrides,
-                         seed, deterministic)
-    if device:
-        cfg["device"] = device
+                         seed, deterministic, device=device, choose=dataset_prompt(), warn=warn)
+    if nproc > 1 and "RANK" not in os.environ:  # checked above, before starting the ranks
+        sys.exit(launch_ranks(nproc, [] if dataset else ["--dataset", cfg["dataset"]]))
+    from pipelines.pretrain import pretrain as run
+
     default = f"{cfg['benchmark']}-{cfg.get('stream', 'joint')}"
     name = run_name if run_name is not None else default
     result = run(ws, cfg, name, force=force, progress=progress(quiet or as_json), wait=wait)
@@ -644,9 +647,7 @@ def evaluate(preset, config_file, dataset, benchmark, overrides, seed, weights, 
 
     ws = workspace(workdir)
     cfg = resolve_config(PROTOCOL_PRESET[protocol], ws, preset, config_file, dataset, benchmark,
-                         overrides, seed)
-    if device:
-        cfg["device"] = device
+                         overrides, seed, device=device, choose=dataset_prompt(), warn=warn)
     stream_name = stream or cfg.get("stream", "joint")
     spec = parse_weights(weights, stream_name)
     if isinstance(spec, dict):
@@ -688,7 +689,6 @@ def embedding_options(fn: Callable) -> Callable:
 
 
 def _default_benchmark(ws: Any, dataset: str) -> str:
-    from pipelines.config import dataset_defaults
 
     return dataset_defaults(ws, dataset)["default_benchmark"]
 

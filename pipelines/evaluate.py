@@ -393,7 +393,8 @@ class EvalParams:
                               "(--label-fraction 0.01 or 0.1)")
         if self.k < 1:
             raise ConfigError(f"--k must be at least 1, not {self.k}")
-        validate_config(self.config, CONFIG_KIND[self.protocol])
+        object.__setattr__(self, "config",
+                           validate_config(self.config, CONFIG_KIND[self.protocol])[0])
 
     @property
     def dataset(self) -> str:

@@ -46,7 +46,8 @@ class PretrainParams:
     def __post_init__(self) -> None:
         from pipelines.config import validate_config
 
-        validate_config(self.config, "pretrain")
+        # the configuration to run with: checked, reference keys normalised (one line each)
+        object.__setattr__(self, "config", validate_config(self.config, "pretrain")[0])
 
     @property
     def dataset(self) -> str:
@@ -155,8 +156,9 @@ class Pretrain(Stage[PretrainParams]):
             storage.write_text(storage.join(run.where, "config.yaml"), dump(dict(cfg)))
         seed = int(cfg.get("seed", 0))
         if cfg.get("deterministic"):
-            torch.use_deterministic_algorithms(True)
-            torch.backends.cudnn.benchmark = False
+            from asar_model.determinism import make_deterministic
+
+            make_deterministic()
         torch.manual_seed(seed)
         model = build_learner(cfg.get("model_args"), distributed=ranks is not None).to(device)
         optimizer = make_sgd([q for q in model.parameters() if q.requires_grad], cfg)
@@ -299,5 +301,5 @@ def pretrain(ws: Workspace, cfg: Mapping[str, Any], run_name: str, force: bool =
     Started by torchrun (or inside an initialised process group of several ranks), every
     rank calls this; rank 0 writes the run folder while the others wait at barriers.
     """
-    return execute(Pretrain(), ws, PretrainParams(run_name, dict(cfg)),
+    return execute(Pretrain(), ws, PretrainParams(run_name, cfg),
                    Options(force=force, wait=wait), progress)

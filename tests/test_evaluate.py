@@ -206,7 +206,8 @@ def test_semi_fine_tunes_on_a_class_balanced_fraction_of_the_training_split(tmp_
     assert res.eval_dir.endswith("semi25-joint-xview-asar_small")
     assert res.result["train_samples"] == 16              # 4 of each class's 16
     assert [e["epoch"] for e in res.result["evaluations"]] == [1, 2]
-    full = evaluate(ws, {**cfg, "num_epoch": 1, "batch_size": 32}, trained, "finetune")
+    whole = {k: v for k, v in cfg.items() if k != "label_fraction"}
+    full = evaluate(ws, {**whole, "num_epoch": 1, "batch_size": 32}, trained, "finetune")
     assert full.result["train_samples"] == len(TRAIN)
 
 
