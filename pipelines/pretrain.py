@@ -118,7 +118,10 @@ class Pretrain(Stage[PretrainParams]):
         """Never overwrite a run made with other settings without --force."""
         if force or run.plan.reason in ("no previous output", "output missing"):
             return
-        done = len(run.plan.manifest.shards_done) if run.plan.manifest else 0
+        from pipelines.manifest import Manifest
+
+        old = Manifest.load(run.output.manifest)
+        done = len(old.shards_done) if old else 0
         raise WorkspaceError(
             f"run {run.output.store} was made with other settings ({run.plan.reason}; {done} "
             "epochs done): name a new run with --run NAME, or overwrite it with --force")
@@ -171,8 +174,9 @@ class Pretrain(Stage[PretrainParams]):
             start_epoch = int(state["epoch"])
             history = [json.loads(line) for line in _read_metrics(run.where)][:start_epoch]
             run.progress.note(f"pretrain: resuming {run.where} after epoch {start_epoch}")
-        # epochs the manifest lists beyond the checkpoint (a kill between the two writes)
+        # a kill between the checkpoint's and the manifest's writes: the checkpoint decides
         run.redo({e for e in run.done if e >= start_epoch})
+        run.adopt(set(range(start_epoch)))
 
         store = FramesStore(run.ws.frames(p.dataset, p.frames).store)
         train_idx = store.split(p.benchmark, "train")

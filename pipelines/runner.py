@@ -124,6 +124,15 @@ class Run(Generic[P]):
         if self.lock is not None:
             self.lock.beat(**fields)
 
+    def adopt(self, shards: set[int]) -> None:
+        """Count shards as done whose output is known to be written though the manifest
+        does not list them (a kill between the two writes)."""
+        shards = set(shards) - self.done
+        self.done |= shards
+        if self.log is not None and shards:
+            self.log.done(shards)
+            self.log.flush()
+
     def redo(self, shards: set[int]) -> None:
         """Forget shards the manifest lists as done whose output turned out missing."""
         self.done -= shards

@@ -140,3 +140,36 @@ def test_streamed_source_yields_every_sample_once_per_epoch(frames_workspace):
     assert torch.equal(batches[0][0], again[0][0])
     picked = np.array([idx[7], idx[2]])
     np.testing.assert_array_equal(store.read(picked), store.data[:][picked])
+
+
+def test_a_kill_between_the_checkpoint_and_the_manifest_resumes_from_the_checkpoint(
+        workspace_copy, tmp_path, monkeypatch):
+    """The checkpoint holds epoch 2 but the manifest lists only epoch 1: the resumed run
+    counts epoch 2 as done (it used to redo it, or fail at the end with 'shards not done')."""
+    import shutil
+
+    import asar_model.training as training
+
+    other = tmp_path / "other"
+    shutil.copytree(workspace_copy, other)
+    whole = metrics(Path(pretrain(Workspace(str(other)), tiny_config(epochs=3), "r").run_dir))
+    real = training.learning_rate
+
+    def stop_at_third(cfg, epoch):
+        if epoch >= 2:
+            raise KeyboardInterrupt
+        return real(cfg, epoch)
+
+    ws = Workspace(str(workspace_copy))
+    monkeypatch.setattr(training, "learning_rate", stop_at_third)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(ws, tiny_config(epochs=3), "r")
+    monkeypatch.setattr(training, "learning_rate", real)
+    manifest = ws.run("ntu60", "r").manifest
+    m = Manifest.load(manifest)
+    m.shards_done = [0]                          # as if killed before recording epoch 2
+    m.save(manifest)
+    result = pretrain(ws, tiny_config(epochs=3), "r")
+    assert result.action == "resume"
+    assert [r["loss"] for r in metrics(Path(result.run_dir))] == [r["loss"] for r in whole]
+    assert Manifest.load(manifest).complete
