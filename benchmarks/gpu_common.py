@@ -72,14 +72,12 @@ class Section:
     def item(self, name: str, fn: Callable[[], dict[str, Any]], estimate_s: float = 0.0,
              needs: str | None = None) -> dict[str, Any] | None:
         """Run one measurement unless it no longer fits or ``needs`` says why it cannot."""
-        if needs:
-            self.items[name] = {"status": "skipped", "summary": f"skipped: {needs}"}
-            return None
         left = self.clock.left()
-        if left < estimate_s:
-            self.items[name] = {"status": "skipped", "summary": (
-                f"skipped: needs about {estimate_s:.0f} s, {max(left, 0):.0f} s of the "
-                "section's budget left")}
+        why = needs or (f"needs about {estimate_s:.0f} s, {max(left, 0):.0f} s of the "
+                        "section's budget left" if left < estimate_s else None)
+        if why:
+            self.items[name] = {"status": "skipped", "summary": f"skipped: {why}"}
+            print(f"[{self.name}] {name}: skipped - {why}", flush=True)
             return None
         t0 = time.perf_counter()
         print(f"[{self.name}] {name} ...", flush=True)
