@@ -7,7 +7,8 @@ Device tool, one call (about 9 minutes; the wheels fetched here first, see below
          --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site || exit;
          PYTHONUNBUFFERED=1 python3 benchmarks/gpu_check.py --out $OUT")
 
-    (one line; gpu_check.json, gpu_check.md, learning.json and gpu_check.log come back)
+    (the command joined into one line; gpu_check.json, gpu_check.md, learning.json and
+    gpu_check.log come back; the markdown tables are also the end of the output)
 
 The machine's image has torch, numpy, numba, click, rich, pyyaml and fsspec, not zarr.
 Fetch zarr and its needs once, here, in the repository root (9.7 MB):
@@ -37,11 +38,12 @@ commands' output).
 - correctness: one plain and one active-sampling step of the learner (its public
   ``forward(im_q, im_k, epoch, generator)``) from the same weights and batch on the CPU and
   on CUDA (TF32 off, dropout 0, one CPU generator for both, so the BN shuffle and k-means
-  seeds agree): loss, gradients and the state after the step (queue, momentum encoder)
-  within float32 tolerances; k-means (and the cluster-covering selection) on both; bf16
-  autocast and torch.compile, 20 steps each from the same start, finite and close to
-  float32's; host synchronisations in each part of a step (CUDA sync debug mode "warn",
-  each one located), which the active step must not make.
+  seeds agree): loss, gradients (each float32 side against a float64 CPU run) and the state
+  after the step (queue, momentum encoder, BN statistics) within float32 tolerances;
+  k-means (and the cluster-covering selection) on both; bf16 autocast and torch.compile,
+  20 steps each from the same start, finite and close to float32's; host synchronisations
+  in each part of a step (CUDA sync debug mode "warn", each one located; a planted .item()
+  must be seen), which the active step must not make.
 - throughput (batch 128, NTU-60 xview sizes): samples/s and peak memory of a step, plain,
   active, bf16, compile, bf16 + compile; one epoch of 37,646 samples with the data
   device-resident (plain and active) and streamed from a tiled 50-frame store on disk
