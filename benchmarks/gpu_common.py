@@ -52,7 +52,7 @@ FULL = Sizes(batch=128, queue=32768, base_samples=256, classes=60, epoch_samples
              active_steps=5, ddp_epochs=40, ddp_batch=64, linear_epochs=100, budget_s=520,
              learning=("--synthetic", "--classes", "60", "--samples", "6000", "--epochs", "100",
                        "--active-epoch", "50", "--batch-size", "128"))
-QUICK = Sizes(batch=8, queue=64, base_samples=40, classes=6, epoch_samples=48, test_samples=24,
+QUICK = Sizes(batch=4, queue=32, base_samples=40, classes=6, epoch_samples=32, test_samples=16,
               warm_steps=1, timed_steps=2, compare_steps=3, active_steps=2, ddp_epochs=3,
               ddp_batch=8, linear_epochs=5, budget_s=100, learning=("--quick",))
 

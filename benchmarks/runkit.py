@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository root
+ERROR_LINE = re.compile(r"^(error: |[\w.]*(Error|Exception)\b[^ ]*: )")
 
 
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -60,9 +62,13 @@ class Ran:
                 "seconds": round(self.seconds, 2), "timed_out": self.timed_out, "log": self.log}
 
     def error(self) -> str:
-        """One paragraph saying how the command failed (its output's last lines)."""
+        """How the command failed: its last error line (``error: ...`` from the CLI, or an
+        exception's), else its output's last lines."""
         how = "timed out" if self.timed_out else f"exit {self.returncode}"
-        return f"{' '.join(short_argv(self.argv)[:4])} ... {how}: {self.tail(8)}"
+        lines = tail(self.log, 400).splitlines()
+        errors = [x for x in lines if ERROR_LINE.match(x) and "ChildFailedError" not in x]
+        return (f"{' '.join(short_argv(self.argv)[:4])} ... {how}: "
+                + (errors[-1].strip() if errors else self.tail(8)))
 
 
 def short_argv(argv: Sequence[str]) -> list[str]:
