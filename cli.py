@@ -643,10 +643,20 @@ def embed(dataset, weights, benchmark, split, stream, out, seed, workdir):
                           ("samples", len(labels)), ("features", out)])
 
 
+def _samples(value: str) -> int:
+    """--samples: a count >= 10, or 0 / all for the whole split."""
+    if str(value).lower() in ("all", "0"):
+        return 0
+    if not str(value).isdigit() or int(value) < 10:
+        raise click.BadParameter(f"{value!r} is not 0, all, or a count of at least 10")
+    return int(value)
+
+
 @main.command()
 @embedding_options
-@click.option("--samples", default=2000, show_default=True, type=click.IntRange(min=10),
-              help="Points drawn (seeded) from the split.")
+@click.option("--samples", default="all", show_default=True,
+              callback=lambda ctx, param, value: _samples(value),
+              help="Points drawn (seeded) from the split; 0 or all: the whole split.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The PNG to write.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the subset/t-SNE.")
 @workdir_option

@@ -389,13 +389,18 @@ def write_outputs(eval_dir: str, result: Mapping[str, Any], scores: Any) -> None
     """result.json, confusion.png and scores.npy (M, C) float32, each atomically."""
     import numpy as np
 
-    from pipelines.figures import confusion_image, write_png
+    from asar_data.actions import action_names
+    from pipelines.figures import title_line, write_confusion
 
     buf = io.BytesIO()
     np.save(buf, scores.detach().float().cpu().numpy())
     storage.write_bytes(storage.join(eval_dir, "scores.npy"), buf.getvalue())
-    write_png(storage.join(eval_dir, "confusion.png"),
-              confusion_image(np.asarray(result["confusion"])))
+    conf = np.asarray(result["confusion"])
+    title = title_line(eval_dir.rstrip("/").rsplit("/", 1)[-1], result["dataset"],
+                       result["benchmark"], f"{result['protocol']} {result['stream']}",
+                       result["accuracy"]["top1"])
+    write_confusion(storage.join(eval_dir, "confusion.png"), conf,
+                    action_names(result["dataset"], len(conf)), title)
     storage.write_text(storage.join(eval_dir, "result.json"),
                        json.dumps(finite(result), indent=1, allow_nan=False) + "\n")
 
@@ -653,28 +658,36 @@ def embed(ws: Workspace, dataset: str, benchmark: str, split: str, weights: str 
 
 
 def tsne_figure(ws: Workspace, dataset: str, benchmark: str, weights: str | None, out: str,
-                stream: str = "joint", *, samples: int = 2000, seed: int = 0,
+                stream: str = "joint", *, samples: int = 0, seed: int = 0,
                 split: str = "test", perplexity: float = 30.0, iterations: int = 750,
-                size: int = 800, **options: Any) -> dict[str, Any]:
-    """t-SNE of a seeded random subset of ``samples`` embeddings of a split, coloured by
-    class, written as a PNG to ``out``. ``options`` as `split_features` (model_args,
-    frames, device, batch_size, progress). Returns a summary (points, classes, seconds)."""
+                **options: Any) -> dict[str, Any]:
+    """t-SNE of the embeddings of a split (``samples`` > 0: a seeded random subset of that
+    many), coloured by class with the action names, written as a PNG to ``out`` with the
+    coordinates beside it (`pipelines.figures.write_tsne`). ``options`` as
+    `split_features` (model_args, frames, device, batch_size, progress). Returns a
+    summary (points, classes, files, seconds)."""
     import numpy as np
     import torch
 
+    from asar_data.actions import action_names
     from asar_data.frames_store import FramesStore
     from asar_model.tsne import tsne
-    from pipelines.figures import scatter_image, write_png
+    from pipelines.figures import title_line, write_tsne
 
     t0 = time.perf_counter()
     store = FramesStore(frames_location(ws, dataset, int(options.get("frames", 50))))
-    pick = np.random.default_rng(seed).permutation(len(store.split(benchmark, split)))[:samples]
+    side = store.split(benchmark, split)
+    pick = np.random.default_rng(seed).permutation(len(side))[:samples or len(side)]
     feats, labels = split_features(ws, dataset, benchmark, split, weights, stream,
                                    indices=pick, seed=seed, **options)
     t1 = time.perf_counter()
     points = tsne(torch.from_numpy(feats), perplexity, iterations, seed=seed).numpy()
-    order = np.random.default_rng(seed).permutation(len(points))     # no class drawn last
-    write_png(out, scatter_image(points[order], labels[order], size=size))
-    return {"png": out, "points": len(points), "classes": int(len(np.unique(labels))),
+    names = store.names[np.sort(side[pick])]               # split_features' order
+    title = title_line(f"t-SNE of {weights_stem(weights, seed)} ({stream})", dataset,
+                       f"{benchmark} {split}")
+    files = write_tsne(out, points, labels,
+                       action_names(dataset, int(store.attrs.get("classes") or labels.max() + 1)),
+                       [str(n) for n in names], title, seed)
+    return {**files, "points": len(points), "classes": int(len(np.unique(labels))),
             "seconds": {"features": round(t1 - t0, 3),
                         "tsne": round(time.perf_counter() - t1, 3)}}

@@ -105,8 +105,9 @@ def test_fft_repulsion_is_exact_for_points_on_the_grid_nodes():
     yt = torch.from_numpy(y)
     num = squared_distances(yt).add_(1.0).reciprocal_()
     want = ((num ** 2).sum(1, keepdim=True) * yt - (num ** 2) @ yt).numpy()
-    np.testing.assert_allclose(rep, want, rtol=1e-6, atol=1e-9)
-    assert z == pytest.approx(float(num.sum()) - 300, rel=1e-9)
+    # only the float32 FFTs' rounding is left (elsewhere the interpolation's 1e-2 dominates)
+    assert np.linalg.norm(rep - want) / np.linalg.norm(want) < 1e-4
+    assert z == pytest.approx(float(num.sum()) - 300, rel=1e-6)
 
 
 @pytest.mark.parametrize("method", ["exact", "fft"])
