@@ -713,24 +713,40 @@ def embed(dataset, weights, benchmark, split, stream, out, seed, workdir):
                                 ("split", split), ("samples", len(labels)), ("features", out)])
 
 
+def _samples(value: str) -> int:
+    """--samples: a count >= 10, or 0 / all for the whole split."""
+    if str(value).lower() in ("all", "0"):
+        return 0
+    if not str(value).isdigit() or int(value) < 10:
+        raise click.BadParameter(f"{value!r} is not 0, all, or a count of at least 10")
+    return int(value)
+
+
 @main.command()
 @embedding_options
-@click.option("--samples", default=2000, show_default=True, type=click.IntRange(min=10),
-              help="Points drawn (seeded) from the split.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The PNG to write.")
+@click.option("--samples", default="all", show_default=True,
+              callback=lambda ctx, param, value: _samples(value),
+              help="Points drawn (seeded) from the split; 0 or all: the whole split.")
+@click.option("--out", default=None, type=click.Path(dir_okay=False),
+              help="The PNG to write (its 2-D coordinates and sample names beside it) "
+                   "[default: <workdir>/<dataset>/figures/tsne-<weights>-<benchmark>-<split>"
+                   ".png, which the report shows].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the subset/t-SNE.")
 @workdir_option
 def tsne(dataset, weights, benchmark, split, stream, samples, out, seed, workdir):
     """Draw the t-SNE of the embeddings, coloured by class, to a PNG (like the paper's figure)."""
-    from pipelines.evaluate import resolve_weights, tsne_figure
+    from pipelines.evaluate import resolve_weights, tsne_figure, weights_stem
 
     ws = workspace(workdir)
     dataset = choose_dataset(ws, dataset)
     benchmark = benchmark or _default_benchmark(ws, dataset)
-    info = tsne_figure(ws, dataset, benchmark, resolve_weights(ws, dataset, weights), out,
-                       stream=stream, samples=samples, seed=seed, split=split,
-                       progress=progress())
-    emit(False, None, "t-SNE", [("dataset", dataset), ("benchmark", benchmark), ("figure", out),
+    location = resolve_weights(ws, dataset, weights)
+    if out is None:
+        out = ws.path(dataset, "figures", f"tsne-{weights_stem(location, seed)}-{benchmark}-"
+                                          f"{split}-{stream}.png")
+    info = tsne_figure(ws, dataset, benchmark, location, out, stream=stream, samples=samples,
+                       seed=seed, split=split, progress=progress())
+    emit(False, None, "t-SNE", [("dataset", dataset), ("benchmark", benchmark),
                                 *[(k, v) for k, v in info.items()
                                   if not isinstance(v, list | dict)]])
 

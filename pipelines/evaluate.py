@@ -106,20 +106,20 @@ def resolve_weights(ws: Workspace, dataset: str, spec: str | None) -> str | None
     """A weights file (absolute path or URL) from a path/URL, or a run name of the dataset
     (its checkpoint.pt)."""
     from asar_model.checkpoint import CheckpointError
+    from pipelines.workspace import NAME_CHARS
 
     if spec is None:
         return None
+    is_name = bool(spec) and not spec.startswith(".") and set(spec) <= NAME_CHARS
+    ckpt = storage.join(ws.run_dir(dataset, spec), "checkpoint.pt") if is_name else None
+    if storage.exists(spec) and not storage.isdir(spec):
+        return storage.normalise(spec)                     # a file: absolute, as recorded
+    if ckpt is not None and storage.exists(ckpt):
+        return ckpt                                        # a run of the dataset
     if storage.exists(spec):
-        location = storage.normalise(spec)
-        if storage.isdir(location):
-            raise CheckpointError(f"--weights {spec} is a folder: give a checkpoint file "
-                                  "(e.g. runs/<run>/checkpoint.pt) or a run name")
-        return location
-    if set(spec) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+=-") \
-            and not spec.startswith("."):
-        ckpt = storage.join(ws.run_dir(dataset, spec), "checkpoint.pt")
-        if storage.exists(ckpt):
-            return ckpt
+        raise CheckpointError(f"--weights {spec} is a folder: give a checkpoint file "
+                              "(e.g. runs/<run>/checkpoint.pt) or a run name")
+    if ckpt is not None:
         raise CheckpointError(f"weights {spec} not found: not a file, nor a run of {dataset} "
                               f"(no {ckpt})")
     raise CheckpointError(f"weights file {spec} not found")
@@ -148,6 +148,18 @@ def frames_input(ws: Workspace, dataset: str, frames: int) -> Input:
         out, f"{frames}-frame store of {dataset}",
         f"asar-cli downsample {dataset}" + ("" if frames == 50 else f" --frames {frames}"))
     return Input(ws.relative(out.store), m.fingerprint, "store")
+
+
+def store_action_names(store: Any, classes: int) -> list[str]:
+    """The class names of a 50-frame store: its `action_names` attribute, else the official
+    names of its dataset (`asar_data.actions`)."""
+    from asar_data.actions import action_names
+
+    names = store.attrs.get("action_names")
+    if names and len(names) >= classes:
+        return list(names)[:classes]
+    kind = store.attrs.get("ntu_dataset") or store.attrs.get("dataset") or ""
+    return action_names(str(kind), classes)
 
 
 def frames_location(ws: Workspace, dataset: str, frames: int = 50) -> str:
@@ -298,17 +310,21 @@ def accuracy_block(scores: Any, labels: Any, classes: int,
             "confusion": conf.tolist()}
 
 
-def write_outputs(eval_dir: str, result: Mapping[str, Any], scores: Any) -> None:
-    """result.json, confusion.png and scores.npy (M, C) float32, each atomically."""
+def write_outputs(eval_dir: str, result: Mapping[str, Any], scores: Any, name: str,
+                  class_names: list[str]) -> None:
+    """result.json, confusion.png (titled with the evaluation's ``name``) and scores.npy
+    (M, C) float32, each atomically."""
     import numpy as np
 
-    from pipelines.figures import confusion_image, write_png
+    from pipelines.figures import title_line, write_confusion
 
     buf = io.BytesIO()
     np.save(buf, scores.detach().float().cpu().numpy())
     storage.write_bytes(storage.join(eval_dir, "scores.npy"), buf.getvalue())
-    write_png(storage.join(eval_dir, "confusion.png"),
-              confusion_image(np.asarray(result["confusion"])))
+    conf = np.asarray(result["confusion"])
+    title = title_line(name, result["dataset"], result["benchmark"],
+                       f"{result['protocol']} {result['stream']}", result["accuracy"]["top1"])
+    write_confusion(storage.join(eval_dir, "confusion.png"), conf, class_names, title)
     storage.write_text(storage.join(eval_dir, "result.json"),
                        json.dumps(finite(result), indent=1, allow_nan=False) + "\n")
 
@@ -477,7 +493,8 @@ class Evaluate(Stage[EvalParams]):
             "encoder_unchanged": out.get("encoder_unchanged"),
             "seconds": {**out["seconds"], "total": round(time.perf_counter() - t0, 3)},
         }
-        write_outputs(run.where, result, out["scores"])
+        write_outputs(run.where, result, out["scores"], p.name,
+                      store_action_names(splits.store, splits.classes))
         if cfg.get("tensorboard", True):
             log_tensorboard(run.where, result)
         run.state["result"] = finite(result)
@@ -544,11 +561,13 @@ class Ensemble(Stage[EnsembleParams]):
             "ensemble": "mean of the streams' test class scores (after each stream's last "
                         "epoch)",
             "weights": {s: r["weights"] for s, r in subs.items()},
+            "classes": int(next(iter(subs.values()))["classes"]),
             "streams": {s: {"eval_dir": dirs[s], **r["accuracy"]} for s, r in subs.items()},
             **accuracy_block(scores, torch.from_numpy(labels),
                              int(next(iter(subs.values()))["classes"]), None),
         }
-        write_outputs(run.where, result, scores)
+        write_outputs(run.where, result, scores, p.name,
+                      store_action_names(store, int(result["classes"])))
         run.state["result"] = finite(result)
 
     def finish(self, run: Run[EnsembleParams]) -> dict[str, Any]:
@@ -670,28 +689,39 @@ def embed(ws: Workspace, dataset: str, benchmark: str, split: str, weights: str 
 
 
 def tsne_figure(ws: Workspace, dataset: str, benchmark: str, weights: str | None, out: str,
-                stream: str = "joint", *, samples: int = 2000, seed: int = 0,
+                stream: str = "joint", *, samples: int = 0, seed: int = 0,
                 split: str = "test", perplexity: float = 30.0, iterations: int = 750,
-                size: int = 800, **options: Any) -> dict[str, Any]:
-    """t-SNE of a seeded random subset of ``samples`` embeddings of a split, coloured by
-    class, written as a PNG to ``out``. ``options`` as `split_features` (model_args,
-    frames, device, batch_size, progress). Returns a summary (points, classes, seconds)."""
+                **options: Any) -> dict[str, Any]:
+    """t-SNE of the embeddings of a split (``samples`` > 0: a seeded random subset of that
+    many), coloured by class with the action names, written as a PNG to ``out`` with the
+    coordinates beside it (`pipelines.figures.write_tsne`). ``options`` as
+    `split_features` (model_args, frames, device, batch_size, progress). Returns a
+    summary (points, classes, files, seconds)."""
     import numpy as np
     import torch
 
     from asar_data.frames_store import FramesStore
     from asar_model.tsne import tsne
-    from pipelines.figures import scatter_image, write_png
+    from pipelines.figures import title_line, write_tsne
 
     t0 = time.perf_counter()
     store = FramesStore(frames_location(ws, dataset, int(options.get("frames", 50))))
-    pick = np.random.default_rng(seed).permutation(len(store.split(benchmark, split)))[:samples]
+    side = store.split(benchmark, split)
+    pick = np.random.default_rng(seed).permutation(len(side))[:samples or len(side)]
     feats, labels = split_features(ws, dataset, benchmark, split, weights, stream,
                                    indices=pick, seed=seed, **options)
     t1 = time.perf_counter()
-    points = tsne(torch.from_numpy(feats), perplexity, iterations, seed=seed).numpy()
-    order = np.random.default_rng(seed).permutation(len(points))     # no class drawn last
-    write_png(out, scatter_image(points[order], labels[order], size=size))
-    return {"png": out, "points": len(points), "classes": int(len(np.unique(labels))),
+    progress = options.get("progress") or Progress()
+    with progress.bar("t-SNE", total=iterations, unit="iterations") as bar:
+        points = tsne(torch.from_numpy(feats), perplexity, iterations, seed=seed,
+                      on_iteration=lambda done, total: bar.update(completed=done)).numpy()
+    names = store.names[np.sort(side[pick])]               # split_features' order
+    title = title_line(f"t-SNE of {weights_stem(weights, seed)} ({stream})", dataset,
+                       f"{benchmark} {split}")
+    files = write_tsne(out, points, labels,
+                       store_action_names(store, int(store.attrs.get("classes")
+                                                     or labels.max() + 1)),
+                       [str(n) for n in names], title, seed)
+    return {**files, "points": len(points), "classes": int(len(np.unique(labels))),
             "seconds": {"features": round(t1 - t0, 3),
                         "tsne": round(time.perf_counter() - t1, 3)}}

@@ -231,9 +231,9 @@ def _weights_name(location: Any) -> str:
 
 def run_curves_png(records: list[dict[str, Any]], title: str) -> bytes:
     """Loss, learning rate and relabel weight per epoch of one run, as a PNG."""
-    from pipelines.figures import run_curves
+    from pipelines.figures import curves_figure, png_bytes
 
-    return run_curves(records, title)
+    return png_bytes(curves_figure(records, title))
 
 
 # -- rendering ------------------------------------------------------------------------------

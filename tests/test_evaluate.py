@@ -227,10 +227,13 @@ def test_tsne_figure_draws_a_png_of_a_seeded_subset(tmp_path, trained):
     ws = make_workspace(tmp_path)
     out = str(tmp_path / "tsne.png")
     summary = tsne_figure(ws, "ntu60", "xview", trained, out, samples=40, iterations=300,
-                          size=200, model_args=ARGS)
+                          model_args=ARGS)
     assert summary["points"] == 40 and summary["classes"] == CLASSES
     with open(out, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    points = np.load(summary["coordinates"], allow_pickle=False)
+    with open(summary["names"]) as f:
+        assert points.shape == (40, 2) and len(f.read().splitlines()) == 40
 
 
 def test_default_names_say_protocol_stream_and_weights():
