@@ -580,25 +580,6 @@ def pretrain(preset, config_file, dataset, benchmark, overrides, seed, determini
 PROTOCOL_PRESET = {"linear": "linear", "knn": "linear", "semi": "semi", "finetune": "finetune"}
 
 
-def parse_weights(specs: tuple[str, ...], stream: str) -> Any:
-    """--weights values: one file or run name, or `stream=FILE` per stream for --stream all."""
-    if stream != "all":
-        if len(specs) > 1:
-            raise UserError("give one --weights (several only with --stream all)")
-        return specs[0] if specs else None
-    per: dict[str, str] = {}
-    order = ["joint", "motion", "bone"]
-    for i, spec in enumerate(specs):
-        key, sep, value = spec.partition("=")
-        if sep and key in order:
-            per[key] = value
-        elif i < len(order):
-            per[order[i]] = spec
-        else:
-            raise UserError(f"--weights {spec!r}: use joint=FILE, motion=FILE, bone=FILE")
-    return per
-
-
 def _accuracy_rows(result: dict[str, Any]) -> list[tuple[str, Any]]:
     acc = result.get("accuracy", result)
     rows = [("top-1 (final)", f"{acc['top1']:.2f}"), ("top-5 (final)", f"{acc['top5']:.2f}")]
@@ -643,13 +624,13 @@ def evaluate(preset, config_file, dataset, benchmark, overrides, seed, weights, 
     protocol in a fraction of the time. Results go to result.json and confusion.png.
     """
     from pipelines.evaluate import evaluate as run
-    from pipelines.evaluate import resolve_weights
+    from pipelines.evaluate import resolve_weights, weights_spec
 
     ws = workspace(workdir)
     cfg = resolve_config(PROTOCOL_PRESET[protocol], ws, preset, config_file, dataset, benchmark,
                          overrides, seed, device=device, choose=dataset_prompt(), warn=warn)
     stream_name = stream or cfg.get("stream", "joint")
-    spec = parse_weights(weights, stream_name)
+    spec = weights_spec(weights, stream_name)
     if isinstance(spec, dict):
         resolved = {k: resolve_weights(ws, cfg["dataset"], v) for k, v in spec.items()}
     else:

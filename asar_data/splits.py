@@ -38,7 +38,6 @@ DATASETS: dict[str, DatasetSpec] = {
     "pku2": DatasetSpec("pku2", "pku", 51, ("cs", "cv"), "cs", "centre"),
 }
 
-BENCHMARK_NAMES = {"xsub", "xview", "xset", "cs", "cv", "default"}
 
 
 def ntu_split(meta: Mapping[str, np.ndarray], dataset: str, benchmark: str) -> np.ndarray:

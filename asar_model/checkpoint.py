@@ -23,7 +23,6 @@ one means another graph layout), when absent the model's own is used.
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -54,7 +53,8 @@ class CheckpointError(AsarError, ValueError):
 
 @dataclass(frozen=True)
 class LoadReport:
-    """What `load_encoder` took from a file."""
+    """What `load_state` took from a checkpoint (`pipelines.checkpoints.load_encoder` reads
+    the file)."""
 
     source: str
     layout: str                      # "asar-pretrain" | "reference" | "encoder"
@@ -85,23 +85,6 @@ def _group(key: str) -> str:
 
 def _matches(key: str, patterns: tuple[str, ...]) -> bool:
     return any(re.fullmatch(p, key) for p in patterns)
-
-
-def read_weights(location: str) -> dict[str, Any]:
-    """The object stored at ``location`` (local path or URL), loaded with weights_only=True."""
-    from asar_data import storage
-
-    try:
-        data = storage.read_bytes(location)
-    except FileNotFoundError as e:
-        raise CheckpointError(f"weights file {location} not found") from e
-    try:
-        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as e:  # unpickling errors come in many types
-        raise CheckpointError(
-            f"{location} cannot be read as a weights file (torch.load, weights_only=True): {e}"
-        ) from e
-    return as_mapping(obj, location)
 
 
 def as_mapping(obj: Any, name: str) -> dict[str, Any]:
@@ -208,18 +191,6 @@ def load_state(model: Model, obj: Mapping[str, Any], name: str) -> LoadReport:
         for k, v in enc.items():
             own[k].copy_(v)
     return LoadReport(name, layout, tuple(enc), tuple(ignored), tuple(kept), epoch)
-
-
-def load_encoder(location: str, model_args: Mapping[str, Any] | None = None,
-                 num_class: int | None = None, seed: int | None = None
-                 ) -> tuple[Model, LoadReport]:
-    """An encoder (`Model`) with the file's ``encoder_q`` weights, and what was loaded.
-
-    The new ``fc`` (Linear(hidden_dim, num_class)) keeps the reference init (seeded by
-    ``seed``). Raises `CheckpointError` naming the file and the offending keys.
-    """
-    model = build_encoder(model_args, num_class, seed)
-    return model, load_state(model, read_weights(location), location)
 
 
 def state_digest(module: torch.nn.Module) -> str:

@@ -28,9 +28,9 @@ import torch.nn.functional as F
 
 from asar_data import frames_store
 from asar_data.loader import ResidentSource
-from asar_model.checkpoint import load_encoder
 from asar_model.heads import eval_epochs, learning_rate, make_sgd, new_fc
 from asar_model.learner import ASAR
+from pipelines.checkpoints import load_encoder
 from pipelines.config import load_preset
 from pipelines.evaluate import evaluate
 from pipelines.manifest import Manifest

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from asar_data import storage
@@ -56,3 +57,16 @@ def read_weights(location: str) -> dict[str, Any]:
         raise CheckpointError(f"{location} cannot be read as a weights file (torch.load with "
                               f"weights_only=True refused it: {first})") from e
     return as_mapping(obj, location)
+
+
+def load_encoder(location: str, model_args: Mapping[str, Any] | None = None,
+                 num_class: int | None = None, seed: int | None = None) -> tuple[Any, Any]:
+    """(An ST-GCN encoder with the file's ``encoder_q`` weights, the `LoadReport`).
+
+    The new ``fc`` (Linear(hidden_dim, num_class)) keeps the reference init (seeded by
+    ``seed``). Raises `CheckpointError` naming the file and the offending keys.
+    """
+    from asar_model.checkpoint import build_encoder, load_state
+
+    model = build_encoder(model_args, num_class, seed)
+    return model, load_state(model, read_weights(location), location)

@@ -102,6 +102,26 @@ def default_name(protocol: str, stream: str, weights: str | Mapping[str, str | N
     return f"{protocol_tag(protocol, k, label_fraction)}-{stream}-{stem}"
 
 
+def weights_spec(specs: tuple[str, ...] | list[str], stream: str
+                 ) -> str | dict[str, str] | None:
+    """--weights values: one file or run name; with stream ``all`` one per stream, given
+    as `joint=W motion=W bone=W` or positionally in that order."""
+    if stream != ALL:
+        if len(specs) > 1:
+            raise ConfigError("give one --weights (several only with --stream all)")
+        return specs[0] if specs else None
+    per: dict[str, str] = {}
+    for i, spec in enumerate(specs):
+        key, sep, value = spec.partition("=")
+        if sep and key in STREAMS:
+            per[key] = value
+        elif i < len(STREAMS):
+            per[STREAMS[i]] = spec
+        else:
+            raise ConfigError(f"--weights {spec!r}: use joint=FILE, motion=FILE, bone=FILE")
+    return per
+
+
 def resolve_weights(ws: Workspace, dataset: str, spec: str | None) -> str | None:
     """A weights file (absolute path or URL) from a path/URL, or a run name of the dataset
     (its checkpoint.pt)."""

@@ -2,15 +2,10 @@ import pytest
 import torch
 from test_learner import ReferenceASAR, reference_learner
 
-from asar_model.checkpoint import (
-    CheckpointError,
-    build_encoder,
-    load_encoder,
-    load_state,
-    state_digest,
-)
+from asar_model.checkpoint import CheckpointError, build_encoder, load_state, state_digest
 from asar_model.learner import ASAR
 from asar_model.stgcn import Model
+from pipelines.checkpoints import load_encoder
 
 ARGS = dict(hidden_channels=4, hidden_dim=16, dropout=0.0)
 

@@ -264,17 +264,25 @@ def test_two_rank_loss_falls_as_the_single_process_loss_does(two_ranks, workspac
         assert abs(b["loss"] - a["loss"]) < 0.1 * a["loss"]
 
 
-def test_torchrun_resumes_a_two_rank_run_to_the_uninterrupted_result(two_ranks):
+def test_nproc_relaunch_resumes_a_two_rank_run_to_the_uninterrupted_result(two_ranks,
+                                                                            tmp_path):
+    """`asar-cli pretrain --nproc 2` relaunches itself under torchrun, from a folder whose
+    decoy cli.py, configs/ and pipelines/ must not be imported by the ranks."""
     stopped = two_ranks["stopped"] / "ntu60" / "runs" / RUN_NAME
     assert [m["epoch"] for m in metrics(stopped)] == [1]
-    args = ["pretrain", "--deterministic", "--workdir", str(two_ranks["stopped"])]
+    for decoy in ("cli.py", "configs/__init__.py", "pipelines/__init__.py"):
+        path = tmp_path / decoy
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("raise SystemExit('decoy imported')\n")
+    args = ["pretrain", "--nproc", str(WORLD), "--deterministic", "--workdir",
+            str(two_ranks["stopped"])]
     for item in RUN:
         args += ["--set", item]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
-           str(WORLD), "-m", "cli", *args]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    cmd = [str(Path(sys.executable).parent / "asar-cli"), *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("PYTHONPATH", None)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True, cwd=tmp_path)
     try:
         out, err = proc.communicate(timeout=180)
     except subprocess.TimeoutExpired:

@@ -8,9 +8,10 @@ import torch
 import torch.nn.functional as F
 
 from asar_data import frames_store
-from asar_model.checkpoint import CheckpointError, load_encoder
+from asar_model.checkpoint import CheckpointError
 from asar_model.heads import topk_accuracy
 from asar_model.stgcn import Model
+from pipelines.checkpoints import load_encoder
 from pipelines.config import ConfigError, load_preset
 from pipelines.evaluate import (
     FrozenEncoderChanged,
