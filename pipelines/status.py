@@ -115,6 +115,8 @@ class _Checker:
             state, detail = "stale", "; ".join(reasons)
         else:
             state, detail = "complete", _summary_line(m)
+            if m.stage == "evaluate":
+                detail += _weakest_class(output)
         return StageStatus(dataset, m.stage, output, state, detail, size, m.finished or m.updated)
 
 
@@ -156,6 +158,25 @@ def _last_loss(run_dir: str) -> str:
         return f", last loss {json.loads(lines[-1])['loss']:.4f}" if lines else ""
     except (FileNotFoundError, OSError, ValueError, KeyError):
         return ""
+
+
+def _weakest_class(eval_dir: str) -> str:
+    """`; weakest: 'writing' 12.5%` from an evaluation's result.json (by action name)."""
+    import json
+
+    from asar_data.actions import action_names
+
+    try:
+        result = json.loads(storage.read_text(storage.join(eval_dir, "result.json")))
+    except (FileNotFoundError, OSError, ValueError):
+        return ""
+    per = result.get("per_class_accuracy") or []
+    present = [(v, i) for i, v in enumerate(per) if v is not None]
+    if len(present) < 2:
+        return ""
+    value, cls = min(present)
+    name = action_names(str(result.get("dataset", "")), len(per))[cls]
+    return f"; weakest: {name!r} {value:.1f}%"
 
 
 def _summary_line(m: Manifest) -> str:

@@ -101,3 +101,13 @@ def test_a_real_browser_renders_the_page_and_it_is_not_blank(reported, tmp_path)
     dark = (pixels.mean(axis=2) < 0.5).mean()        # text, lines and figures
     colours = len(np.unique((pixels * 15).astype(int).reshape(-1, 3), axis=0))
     assert 0.002 < dark < 0.5 and colours > 20
+
+
+def test_status_names_each_evaluations_weakest_class(reported):
+    from asar_data.actions import action_names
+    from pipelines.status import workspace_status
+
+    ws, _ = reported
+    detail = next(r.detail for r in workspace_status(ws) if r.stage == "evaluate")
+    assert detail.startswith("top-1 ")
+    assert detail.split("weakest: '")[1].split("'")[0] in action_names("ntu60", 60)
