@@ -23,6 +23,7 @@ file beside the chunk, then a rename (no fsync, as zarr's own local writes).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -115,15 +116,20 @@ class PlainArray:
             raise ValueError(f"{location}: {size} bytes, but an uncompressed chunk of "
                              f"{self.chunks} {self.dtype} holds {self.chunk_nbytes}")
 
-    def write_chunk(self, index: tuple[int, ...], data: np.ndarray) -> None:
+    def write_chunk(self, index: tuple[int, ...], data: np.ndarray,
+                    write_empty: bool = True) -> None:
         """Write chunk `index` whole, atomically. data: the chunk's values, at the full
         chunk shape or, for an edge chunk, the part inside the array (padded with the
-        fill value)."""
+        fill value). write_empty=False: a chunk holding only the fill value is not
+        stored (its file removed if there is one), as zarr does by default."""
         expected = tuple(min(c, s - i * c) for i, c, s in
                          zip(index, self.chunks, self.shape, strict=True))
         if data.shape not in (self.chunks, expected):
             raise ValueError(f"chunk {index} of {self.location} is {expected} "
                              f"(stored as {self.chunks}), not {data.shape}")
+        if not write_empty and self._all_fill(data):
+            self._remove(index)
+            return
         if data.shape != self.chunks:
             full = np.empty(self.chunks, self.dtype)
             full[...] = self.fill
@@ -135,6 +141,19 @@ class PlainArray:
             storage.write_bytes(location, data.tobytes())
         else:
             write_file(location, memoryview(data.reshape(-1).view(np.uint8)))
+
+    def _all_fill(self, data: np.ndarray) -> bool:
+        if self.dtype.kind == "f" and np.isnan(self.fill):
+            return bool(np.isnan(data).all())
+        return not np.any(data != self.fill)
+
+    def _remove(self, index: tuple[int, ...]) -> None:
+        location = self.key(index)
+        if storage.is_url(location):
+            storage.remove(location)
+            return
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(location)
 
     def read_region(self, region: tuple[slice, ...]) -> np.ndarray:
         """array[region]: one step-1 slice per axis, in a new array.
@@ -256,12 +275,13 @@ def read(location: str | PlainArray, region: tuple[slice, ...] = ()) -> np.ndarr
     return array.read_region(region + (slice(None),) * (len(array.shape) - len(region)))
 
 
-def write_rows(location: str, start: int, data: np.ndarray) -> None:
+def write_rows(location: str, start: int, data: np.ndarray, write_empty: bool = True) -> None:
     """array[start:start + len(data)] = data, as whole chunks.
 
     The rows must begin a chunk and end one (or the array) and cover every other
     axis whole, so that each chunk they touch is written in one piece: directly when
-    the array is plain, else through zarr (without its scan for empty chunks).
+    the array is plain, else through zarr. write_empty=False leaves out chunks that
+    hold only the fill value (zarr's default; True skips the scan for them).
     """
     array = open_plain(location)
     target = zarr_array(location, "r+") if array is None else array
@@ -274,14 +294,14 @@ def write_rows(location: str, start: int, data: np.ndarray) -> None:
     if array is None:
         import zarr
 
-        with zarr.config.set({"array.write_empty_chunks": True}):
+        with zarr.config.set({"array.write_empty_chunks": write_empty}):
             target[start:stop] = data
         return
     for index in product(range(start // chunks[0], -(-stop // chunks[0])),
                          *map(range, array.grid[1:])):
         part = tuple(slice(i * c, (i + 1) * c) for i, c in zip(index, chunks, strict=True))
         array.write_chunk(index, data[(slice(part[0].start - start, part[0].stop - start),)
-                                      + part[1:]])
+                                      + part[1:]], write_empty)
 
 
 def zarr_array(location: str, mode: str) -> Any:

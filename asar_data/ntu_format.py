@@ -18,6 +18,12 @@ Two paths give the same arrays:
   and raises `SkeletonFormatError` with the line and reason otherwise.
 
 Text after the declared frames is ignored, as the reference reader does.
+
+A kept x, y or z that is not a finite float32 number (`nan`, `inf`, `1e300`: stores
+hold float32) makes the file unreadable (`SkeletonFormatError` with its line), as any
+other bad value; the values of bodies beyond `max_bodies` are only checked to be
+numbers. The compiled path needs no check: every value it reads exactly is below
+2**53 * 10**22 < 3.4e38; only its fix-ups are checked.
 """
 from __future__ import annotations
 
@@ -31,6 +37,8 @@ JOINTS = 25
 BODY_VALUES = 10
 JOINT_VALUES = 12
 MAX_BODY_COUNT = np.iinfo(np.int16).max
+# float64 values at or beyond this (in magnitude) round to an infinite float32
+FLOAT32_OVERFLOW = 2.0**128 - 2.0**103
 
 
 class SkeletonFormatError(ValueError):
@@ -107,6 +115,19 @@ class _Lines:
         return self.pos, self.lines[self.pos - 1].split()
 
 
+def finite_float32(value: float) -> bool:
+    """Whether a float64 stays finite once stored as float32 (no nan, inf, 1e300)."""
+    return abs(value) < FLOAT32_OVERFLOW  # False for nan too
+
+
+def _coordinate(tokens: list[bytes], values: list[float], line: int) -> None:
+    """Refuse a kept x, y or z that is not finite as float32."""
+    for axis, (token, value) in enumerate(zip(tokens[:3], values[:3], strict=True)):
+        if not finite_float32(value):
+            raise SkeletonFormatError(
+                line, f'{"xyz"[axis]} "{_decode(token)}" is not a finite float32 number')
+
+
 def _count(tokens: list[bytes], line: int, what: str) -> int:
     if len(tokens) != 1:
         raise SkeletonFormatError(line, f"{what} line has {len(tokens)} values, expected 1")
@@ -175,6 +196,7 @@ def _parse_lines(data: bytes, max_bodies: int) -> NtuSkeleton:
                         line, f"joint line has {len(tokens)} values, expected {JOINT_VALUES}")
                 values = [_float(tok, line) for tok in tokens]
                 if b < max_bodies:
+                    _coordinate(tokens, values, line)
                     xyz[t, b, v] = values[:3]
             if b < max_bodies:
                 body_id[t, b] = ident
@@ -238,7 +260,11 @@ def _parse_fast(data: bytes, max_bodies: int) -> NtuSkeleton | None:
             buf, first.end(), n_frames, max_bodies, flat, body_id, body_count, fixups)
     if code != kernel.OK:
         return None
-    # x, y, z beyond the kernel's exact range: Python's float reads them
+    # x, y, z beyond the kernel's exact range: Python's float reads them; one that is
+    # not finite as float32 sends the file to the line reader, which names its line
     for start, stop, at in fixups[:n_fixups].tolist():
-        flat[at] = float(data[start:stop])
+        value = float(data[start:stop])
+        if not finite_float32(value):
+            return None
+        flat[at] = value
     return NtuSkeleton(xyz, body_id, body_count)

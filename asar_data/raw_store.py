@@ -1,36 +1,56 @@
-"""The raw store: ragged skeleton samples, frames concatenated, with per-sample metadata.
+"""The raw store: ragged skeleton samples, one group of frames per ingest shard, an index.
 
-Schema (see docs/DESIGN.md): `xyz` (F, B, 3, 25) float32 metres (frame, body slot,
-coordinate, joint), `body_id` (F, B) uint64, `offsets` (N+1,) int64 and one (N,)
-array per metadata field. Body slots are chunked in pairs: the first two bodies
-(all the reference uses) are read without touching the extra ones, and slots that
-are empty in a whole chunk are never stored. `xyz`, `offsets` and the numeric
-metadata are stored uncompressed, in zarr v3's plain format, so that the downsample
-stage reads them directly (`chunk_io`): float skeletons barely compress, and
-decoding cost more than the bytes saved. `body_id` (read only to denoise) stays
-blosc lz4: mostly zeros and repeated IDs, it compresses to almost nothing. A store
-written by an older version (all compressed) reads the same, through zarr.
+Layout (format `asar-raw`, version 2; docs/DESIGN.md has the tables):
 
-Ingest works in two steps so that shards can run in parallel and resume: each
-shard of files becomes a `Part` (a single `.npz` file, written atomically), and
-`assemble` streams the parts, in order, into the concatenated store.
+    raw.zarr/
+      zarr.json               attributes (format, version, dataset, ...) and the
+                              consolidated metadata of every node below
+      shards/<shard>/         one group per ingest shard (`000000`, ...), written by it alone
+        xyz      (F_s, B, 3, 25) float32 metres: its samples' frames, in sample order
+        body_id  (F_s, B) uint64
+      shard, position         (N,) the index: sample i's frames are
+      frame_count ...         shards/<shard[i]>/xyz[position[i]:position[i] + frame_count[i]]
+      name, label, ...        (N,) per-sample metadata (META_FIELDS)
+
+The shards are the store: an ingest shard writes its samples' frames once, where they
+stay (`write_shard`); its per-sample metadata, problems and counts go into its group's
+attributes (`record`), written last, so a shard is complete exactly when its record is
+there, and writing it again writes the same bytes (a rerun or a dask retry is
+harmless). When every shard is done, `finalise` writes the index from the records and
+the group's attributes last: the store reads as an asar raw store only from then on.
+The consolidated metadata keeps each shard's sample and frame counts, not its record
+(which would make the root metadata grow with the samples).
+
+`xyz` and the index numbers are stored uncompressed (zarr v3's plain format), read
+directly by `chunk_io` on the downsample hot path; body slots are chunked in pairs
+(the first two, all the reference uses, are read alone) and chunks of empty slots are
+never stored. `body_id` (read only to denoise) is blosc lz4.
+
+A version-1 store (one concatenated `xyz`/`body_id` with `offsets`, before this
+layout) is read as a store of one shard held at the root: nothing to redo.
 """
 from __future__ import annotations
 
-import io
 import json
-from collections.abc import Iterable, Mapping
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 
+from asar_data.errors import AsarError
+
 RAW_FORMAT = "asar-raw"
-RAW_VERSION = 1
+RAW_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 JOINTS = 25
 CHUNK_FRAMES = 8192
 BODY_CHUNK = 2
+SHARDS = "shards"
+FRAME_DIMS = ("frame", "body", "coordinate", "joint")
+INDEX_FIELDS = ("shard", "position")
 
 # per-sample metadata fields, their dtypes and fill values
 META_FIELDS: dict[str, tuple[str, Any]] = {
@@ -48,6 +68,11 @@ META_FIELDS: dict[str, tuple[str, Any]] = {
     "source_split": ("int8", -1),  # imported reference folders: 0 train file, 1 test file
 }
 STRING_FIELDS = {k for k, (dt, _) in META_FIELDS.items() if dt == "U"}
+SEGMENT_FIELDS = ("label_line", "first_frame", "last_frame")
+
+
+class RawStoreError(AsarError):
+    """A raw store this version cannot read (the message says what to run)."""
 
 
 @dataclass
@@ -68,7 +93,8 @@ class Part:
     """The ingested samples of one shard, in store order.
 
     xyz: (F, B, 3, 25) float32 metres; body_id: (F, B) uint64; meta: (n,) arrays
-    (`segment` is (n, 3)); problems: what the shard skipped or repaired.
+    (`segment` is (n, 3)); problems: what the shard skipped or repaired; counts:
+    what it read (files, bytes).
     """
 
     xyz: np.ndarray
@@ -80,47 +106,6 @@ class Part:
     @property
     def samples(self) -> int:
         return len(self.meta["frame_count"])
-
-    def to_bytes(self) -> bytes:
-        """An `.npz` image; the frame arrays are blosc-compressed (mostly empty body slots)."""
-        from numcodecs import Blosc
-
-        codec = Blosc(cname="lz4", clevel=1, shuffle=Blosc.SHUFFLE)
-        buf = io.BytesIO()
-        extra = {
-            "problems": [[p.file, p.line, p.reason, p.action] for p in self.problems],
-            "counts": self.counts,
-            "xyz_shape": list(self.xyz.shape),
-            "body_id_shape": list(self.body_id.shape),
-        }
-        np.savez(
-            buf,
-            xyz=np.frombuffer(codec.encode(np.ascontiguousarray(self.xyz, np.float32)), np.uint8),
-            body_id=np.frombuffer(
-                codec.encode(np.ascontiguousarray(self.body_id, np.uint64)), np.uint8
-            ),
-            _extra=np.array(json.dumps(extra)),
-            **{f"meta_{k}": v for k, v in self.meta.items()},
-        )
-        return buf.getvalue()
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Part:
-        from numcodecs import Blosc
-
-        codec = Blosc()
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            extra = json.loads(str(z["_extra"]))
-            meta = {k[5:]: z[k] for k in z.files if k.startswith("meta_")}
-            xyz = np.frombuffer(codec.decode(z["xyz"].tobytes()), np.float32)
-            ids = np.frombuffer(codec.decode(z["body_id"].tobytes()), np.uint64)
-            return cls(
-                xyz=xyz.reshape(extra["xyz_shape"]),
-                body_id=ids.reshape(extra["body_id_shape"]),
-                meta=meta,
-                problems=[Problem(*p) for p in extra["problems"]],
-                counts={k: int(v) for k, v in extra["counts"].items()},
-            )
 
 
 def empty_part(bodies: int) -> Part:
@@ -158,6 +143,14 @@ def concat_parts(parts: list[Part], bodies: int) -> Part:
     )
 
 
+# ---------------------------------------------------------------- writing
+
+
+def shard_group(shard: int) -> str:
+    """The group of an ingest shard inside the store: `shards/000042`."""
+    return f"{SHARDS}/{shard:06d}"
+
+
 def _codec():
     """body_id's codec: blosc lz4 (mostly zeros and long runs of the same IDs)."""
     from zarr.codecs import BloscCodec
@@ -165,87 +158,177 @@ def _codec():
     return BloscCodec(cname="lz4", clevel=1, shuffle="noshuffle")
 
 
-def assemble(
-    parts: Iterable[Part],
-    location: str,
-    bodies: int,
-    attrs: Mapping[str, Any],
-    chunk_frames: int = CHUNK_FRAMES,
-) -> dict[str, int]:
-    """Write parts, in order, as one raw store at `location` (replacing what is there).
+def _open_or_create(store: Any, path: str, **spec: Any) -> Any:
+    """The array at `path`, created with `spec`, or the existing one when a rerun finds it
+    (same inputs, same shape). Nothing is deleted: a rerun only overwrites, atomically."""
+    import zarr
+    from zarr.errors import ContainsArrayError
 
-    Streams: only one part plus less than a chunk of frames is held at a time.
-    Returns {"samples": N, "frames": F}.
+    try:
+        return zarr.create_array(store, name=path, overwrite=False, **spec)
+    except ContainsArrayError:
+        array = zarr.open_array(store, path=path, mode="r+")
+        if tuple(array.shape) != tuple(spec["shape"]):
+            raise RuntimeError(f"{path} exists with shape {array.shape}, not "
+                               f"{spec['shape']}: the store was not cleared on a new start"
+                               ) from None
+        return array
+
+
+def _record(part: Part) -> dict[str, Any]:
+    """A shard's record: its samples' metadata (fields that differ from the fill value),
+    its problems and counts, as JSON."""
+    meta = {}
+    for k, v in part.meta.items():
+        fill = META_FIELDS[k][1]
+        if len(v) and (v != fill).any():
+            meta[k] = v.tolist()
+    return {
+        "samples": part.samples,
+        "meta": meta,
+        "problems": [[p.file, p.line, p.reason, p.action] for p in part.problems],
+        "counts": dict(part.counts),
+    }
+
+
+def write_shard(location: str, shard: int, part: Part) -> dict[str, int]:
+    """Write one shard's frames into the store at `location`, then its record (last).
+
+    Idempotent: a rerun with the same part writes the same bytes, and never deletes.
+    Returns {"samples": n, "frames": F_s}.
+    """
+    from asar_data import chunk_io, storage
+
+    store = storage.zarr_store(location)
+    group = shard_group(shard)
+    frames, bodies = part.xyz.shape[:2]
+    xyz = np.ascontiguousarray(part.xyz, np.float32)
+    _open_or_create(
+        store, f"{group}/xyz", shape=xyz.shape, dtype="float32",
+        chunks=(CHUNK_FRAMES, BODY_CHUNK, 3, JOINTS), compressors=None, fill_value=0.0,
+        dimension_names=FRAME_DIMS, attributes={"units": "metres"})
+    chunk_io.write_rows(storage.join(location, group, "xyz"), 0, xyz, write_empty=False)
+    ids = _open_or_create(
+        store, f"{group}/body_id", shape=(frames, bodies), dtype="uint64",
+        chunks=(CHUNK_FRAMES * 8, bodies), compressors=_codec(), fill_value=0,
+        dimension_names=FRAME_DIMS[:2])
+    if frames:
+        ids[:] = np.asarray(part.body_id, np.uint64)
+    attrs = {"samples": part.samples, "frames": int(frames), "record": _record(part)}
+    storage.write_bytes(storage.join(location, group, "zarr.json"),
+                        _group_json(attrs).encode())
+    return {"samples": part.samples, "frames": int(frames)}
+
+
+def _group_json(attributes: Mapping[str, Any], consolidated: Any = None) -> str:
+    meta: dict[str, Any] = {"zarr_format": 3, "node_type": "group",
+                            "attributes": dict(attributes)}
+    if consolidated is not None:
+        meta["consolidated_metadata"] = consolidated
+    return json.dumps(meta, allow_nan=False)
+
+
+def shard_record(location: str, shard: int) -> dict[str, Any] | None:
+    """A shard's record, or None when the shard's output is not complete."""
+    from asar_data import storage
+
+    try:
+        meta = json.loads(storage.read_bytes(storage.join(location, shard_group(shard),
+                                                          "zarr.json")))
+    except FileNotFoundError:
+        return None
+    return (meta.get("attributes") or {}).get("record")
+
+
+@dataclass
+class Finalised:
+    """What `finalise` found in the shard records: sizes, problems, counts."""
+
+    samples: int
+    frames: int
+    problems: list[Problem]
+    counts: dict[str, int]
+
+
+def finalise(location: str, shards: int, bodies: int, attrs: Mapping[str, Any]) -> Finalised:
+    """Write the index of a store whose `shards` shards are all written, then its attributes
+    and consolidated metadata (the last write: from then on it reads as complete).
+
+    attrs: the dataset's attributes (dataset, kind, benchmarks, classes, ... and
+    optionally `action_names`, one per class).
     """
     import zarr
 
-    from asar_data.storage import zarr_store
+    from asar_data import storage
 
-    root = zarr.open_group(store=zarr_store(location), mode="w")
-    xyz = root.create_array(
-        "xyz", shape=(0, bodies, 3, JOINTS), dtype="float32",
-        chunks=(chunk_frames, BODY_CHUNK, 3, JOINTS), compressors=None, fill_value=0.0,
-        dimension_names=("frame", "body", "xyz", "joint"),
-    )
-    body_id = root.create_array(
-        "body_id", shape=(0, bodies), dtype="uint64", chunks=(chunk_frames * 8, bodies),
-        compressors=_codec(), fill_value=0, dimension_names=("frame", "body"),
-    )
-    metas: list[dict[str, np.ndarray]] = []
-    pending_xyz: list[np.ndarray] = []
-    pending_ids: list[np.ndarray] = []
-    written = 0
-    pending = 0
-
-    def flush(final: bool) -> None:
-        nonlocal written, pending, pending_xyz, pending_ids
-        if not pending:
-            return
-        block = np.concatenate(pending_xyz)
-        ids = np.concatenate(pending_ids)
-        take = len(block) if final else (len(block) // chunk_frames) * chunk_frames
-        if take == 0:
-            return
-        xyz.resize((written + take, bodies, 3, JOINTS))
-        body_id.resize((written + take, bodies))
-        xyz[written:written + take] = block[:take]
-        body_id[written:written + take] = ids[:take]
-        written += take
-        pending_xyz, pending_ids = [block[take:]], [ids[take:]]
-        pending = len(block) - take
-
-    for part in parts:
-        metas.append(part.meta)
-        pending_xyz.append(part.xyz.astype(np.float32, copy=False))
-        pending_ids.append(part.body_id.astype(np.uint64, copy=False))
-        pending += len(part.xyz)
-        if pending >= chunk_frames:
-            flush(final=False)
-    flush(final=True)
-
-    meta = {k: np.concatenate([m[k] for m in metas]) for k in (metas[0] if metas else new_meta(0))}
-    n = len(meta["frame_count"])
-    offsets = np.zeros(n + 1, np.int64)
-    np.cumsum(meta["frame_count"], out=offsets[1:])
-    if offsets[-1] != written:
-        raise RuntimeError(f"frame counts sum to {offsets[-1]} but {written} frames were written")
-    root.create_array("offsets", data=offsets, chunks=(max(n + 1, 1),), compressors=None,
-                      dimension_names=("sample_edge",))
-    for k, v in meta.items():
-        dims = ("sample", "field") if v.ndim == 2 else ("sample",)
+    records = []
+    for s in range(shards):
+        record = shard_record(location, s)
+        if record is None:
+            raise RuntimeError(f"shard {s} of {location} is not written")
+        records.append(record)
+    counts: dict[str, int] = {}
+    problems = []
+    for r in records:
+        problems += [Problem(*p) for p in r["problems"]]
+        for k, v in r["counts"].items():
+            counts[k] = counts.get(k, 0) + int(v)
+    index = _index(records)
+    store = storage.zarr_store(location)
+    root = zarr.open_group(store=store, mode="a")
+    n = len(index["frame_count"])
+    for k, v in index.items():
+        dims = ("sample", "segment_field") if v.ndim == 2 else ("sample",)
+        spec = {"chunks": (max(n, 1),) + v.shape[1:], "dimension_names": dims,
+                "overwrite": True}
         if k in STRING_FIELDS:
-            arr = root.create_array(k, shape=v.shape, dtype=str, chunks=(max(n, 1),),
-                                    dimension_names=dims)
+            arr = root.create_array(k, shape=v.shape, dtype=str, **spec)
             if n:
-                arr[:] = v.astype(str)
+                arr[:] = v
         else:
-            root.create_array(k, data=v, chunks=(max(n, 1),) + v.shape[1:], compressors=None,
-                              dimension_names=dims)
-    root.attrs.update(
-        {"format": RAW_FORMAT, "version": RAW_VERSION, "bodies": bodies, "joints": JOINTS,
-         **dict(attrs)}
-    )
-    return {"samples": n, "frames": int(written)}
+            attributes = {"segment_field": list(SEGMENT_FIELDS)} if k == "segment" else None
+            root.create_array(k, data=v, compressors=None, attributes=attributes, **spec)
+    with warnings.catch_warnings():  # "consolidated metadata is not part of the v3 spec"
+        warnings.simplefilter("ignore", UserWarning)
+        zarr.consolidate_metadata(store)
+    top = json.loads(storage.read_bytes(storage.join(location, "zarr.json")))
+    consolidated = top["consolidated_metadata"]
+    for path, node in consolidated["metadata"].items():  # counts, not whole records
+        if path.startswith(f"{SHARDS}/") and node.get("node_type") == "group":
+            node["attributes"].pop("record", None)
+    from asar_data.skeleton import JOINT_NAMES
+
+    frames = int(index["frame_count"].sum(dtype=np.int64))
+    attributes = {"format": RAW_FORMAT, "version": RAW_VERSION, "bodies": bodies,
+                  "joints": JOINTS, "joint_names": list(JOINT_NAMES), "units": "metres",
+                  "shards": shards, "samples": n, "frames": frames, **dict(attrs)}
+    storage.write_bytes(storage.join(location, "zarr.json"),
+                        _group_json(attributes, consolidated).encode())
+    return Finalised(n, frames, problems, counts)
+
+
+def _index(records: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """The per-sample arrays of all shards, in order, with each sample's shard and position."""
+    parts = []
+    for s, r in enumerate(records):
+        meta = new_meta(r["samples"])
+        for k, v in r["meta"].items():
+            meta[k] = np.array(v, dtype=meta[k].dtype if k not in STRING_FIELDS else str)
+            if meta[k].shape[:1] != (r["samples"],):
+                raise RuntimeError(f"shard {s}: {k} has {len(meta[k])} values, not "
+                                   f"{r['samples']}")
+        fc = meta["frame_count"].astype(np.int64)
+        meta["shard"] = np.full(r["samples"], s, np.int32)
+        meta["position"] = np.cumsum(fc) - fc
+        parts.append(meta)
+    if not parts:
+        out = new_meta(0)
+        out.update(shard=np.zeros(0, np.int32), position=np.zeros(0, np.int64))
+        return out
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+# ---------------------------------------------------------------- reading
 
 
 def as_unicode(a: np.ndarray) -> np.ndarray:
@@ -253,25 +336,55 @@ def as_unicode(a: np.ndarray) -> np.ndarray:
     return np.array(np.asarray(a).tolist(), dtype=str)
 
 
+def group_metadata(location: str) -> dict[str, Any]:
+    """The zarr.json of the zarr v3 group at `location` (no zarr)."""
+    from asar_data import storage
+
+    meta = json.loads(storage.read_bytes(storage.join(location, "zarr.json")))
+    if meta.get("zarr_format") != 3 or meta.get("node_type") != "group":
+        raise RawStoreError(f"{location} is not a zarr v3 group")
+    return meta
+
+
+def group_attributes(location: str) -> dict[str, Any]:
+    """The attributes of the zarr v3 group at `location`, from its zarr.json (no zarr)."""
+    return dict(group_metadata(location).get("attributes") or {})
+
+
 class RawStore:
-    """Read access to a raw store: metadata in memory, frames on demand.
+    """Read access to a raw store: the index in memory, frames on demand.
 
     Cheap to open (one task may open it for a few hundred samples): the group's
-    attributes and `offsets` are read directly; `frames` and `meta` read plain arrays
-    directly too (`chunk_io`), and zarr is opened only for the others (strings,
-    compressed arrays) and for `root`.
+    zarr.json (attributes and consolidated metadata) and three index arrays are read
+    directly; `frames` reads the shards' plain `xyz` directly too (`chunk_io`), and
+    zarr is opened only for strings, `body_id` and `root`.
     """
 
     def __init__(self, location: str):
-        from asar_data import chunk_io, storage
-
         self.location = location
-        self.attrs = group_attributes(location)
+        meta = group_metadata(location)
+        self.attrs = dict(meta.get("attributes") or {})
         if self.attrs.get("format") != RAW_FORMAT:
-            raise ValueError(f"{location} is not an asar raw store")
-        self.offsets = chunk_io.read(storage.join(location, "offsets"))
+            raise RawStoreError(f"{location} is not a complete asar raw store: run "
+                                "`asar-cli ingest ...` again")
+        self.version = int(self.attrs.get("version", 1))
+        if self.version not in READABLE_VERSIONS:
+            raise RawStoreError(
+                f"{location} is a raw store of version {self.version}, newer than this asar "
+                f"reads ({RAW_VERSION}): upgrade asar, or re-run `asar-cli ingest ... --force`")
+        self._nodes = (meta.get("consolidated_metadata") or {}).get("metadata") or {}
         self._arrays: dict[str, Any] = {}
         self._meta: dict[str, np.ndarray] = {}
+        if self.version == 1:  # one concatenated frame array at the root: one shard
+            self.offsets = self._read("offsets")
+            n = len(self.offsets) - 1
+            self.shard = np.zeros(n, np.int32)
+            self.position = self.offsets[:-1]
+        else:
+            frame_count = self.meta("frame_count").astype(np.int64)
+            self.offsets = np.concatenate([[0], np.cumsum(frame_count)])
+            self.shard = self._read("shard")
+            self.position = self._read("position")
 
     @cached_property
     def root(self) -> Any:
@@ -289,32 +402,54 @@ class RawStore:
     def bodies(self) -> int:
         return int(self.attrs["bodies"])
 
+    def _read(self, path: str, rows: tuple[slice, ...] = ()) -> np.ndarray:
+        """array[rows] of an array of the store (step-1 slices of its leading axes):
+        plain arrays directly, the others (compressed) through zarr."""
+        from asar_data import chunk_io
+
+        array = self._array(path)
+        if isinstance(array, chunk_io.PlainArray):
+            return chunk_io.read(array, rows)
+        return array[rows] if rows else array[...]
+
     def meta(self, key: str) -> np.ndarray:
         """One per-sample metadata array (numbers read directly when stored plain)."""
-        from asar_data import chunk_io, storage
-
         if key not in self._meta:
             if key in STRING_FIELDS:
                 self._meta[key] = as_unicode(self.root[key][:])
             else:
-                self._meta[key] = chunk_io.read(storage.join(self.location, key))
+                self._meta[key] = self._read(key)
         return self._meta[key]
 
-    def meta_all(self) -> dict[str, np.ndarray]:
+    def _has(self, path: str) -> bool:
         from asar_data import storage
 
-        return {k: self.meta(k) for k in META_FIELDS
-                if storage.exists(storage.join(self.location, k, "zarr.json"))}
+        if self._nodes:
+            return path in self._nodes
+        return storage.exists(storage.join(self.location, path, "zarr.json"))
 
-    def _array(self, name: str) -> Any:
-        """A frame array for `chunk_io.read`: its `PlainArray`, or its location when zarr
-        must read it (opened once per store)."""
+    def meta_all(self) -> dict[str, np.ndarray]:
+        return {k: self.meta(k) for k in META_FIELDS if self._has(k)}
+
+    def _array(self, path: str) -> Any:
+        """A `chunk_io.PlainArray` (read directly), or the zarr array when it is stored in
+        another format (compressed); from the consolidated metadata when there is some.
+        Opened once per store."""
         from asar_data import chunk_io, storage
 
-        if name not in self._arrays:
-            location = storage.join(self.location, name)
-            self._arrays[name] = chunk_io.open_plain(location) or location
-        return self._arrays[name]
+        if path not in self._arrays:
+            location = storage.join(self.location, *path.split("/"))
+            node = self._nodes.get(path)
+            if node is not None:
+                layout = chunk_io.plain_metadata(node)
+                array = None if layout is None else chunk_io.PlainArray(location, *layout)
+            else:
+                array = chunk_io.open_plain(location)
+            self._arrays[path] = array if array is not None else self.root[path]
+        return self._arrays[path]
+
+    def _frames_path(self, shard: int, name: str) -> str:
+        return name if self.version == 1 else f"{shard_group(shard)}/{name}"
 
     def frames(self, start: int, stop: int, bodies: int | None = None, ids: bool = True
                ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
@@ -323,26 +458,38 @@ class RawStore:
         `bodies` limits the slots read (2: only what the reference uses); `ids=False`
         skips body_id (returned as None): only denoising needs it.
         """
-        from asar_data import chunk_io
-
-        a, b = int(self.offsets[start]), int(self.offsets[stop])
         m = self.bodies if bodies is None else min(bodies, self.bodies)
-        rows = (slice(a, b), slice(0, m))
-        xyz = chunk_io.read(self._array("xyz"), rows)
-        body_id = chunk_io.read(self._array("body_id"), rows) if ids else None
-        return xyz, body_id, self.offsets[start:stop + 1] - a
+        offsets = self.offsets[start:stop + 1] - self.offsets[start]
+        xyz_parts, id_parts = [], []
+        for s, r0, r1 in self._runs(start, stop):
+            rows = (slice(r0, r1), slice(0, m))
+            xyz_parts.append(self._read(self._frames_path(s, "xyz"), rows))
+            if ids:
+                id_parts.append(self._read(self._frames_path(s, "body_id"), rows))
+        if not xyz_parts:
+            return (np.zeros((0, m, 3, JOINTS), np.float32),
+                    np.zeros((0, m), np.uint64) if ids else None, offsets)
+        xyz = xyz_parts[0] if len(xyz_parts) == 1 else np.concatenate(xyz_parts)
+        body_id = None
+        if ids:
+            body_id = id_parts[0] if len(id_parts) == 1 else np.concatenate(id_parts)
+        return xyz, body_id, offsets
+
+    def _runs(self, start: int, stop: int) -> list[tuple[int, int, int]]:
+        """(shard, first row, end row) of the frames of samples [start, stop), shard by shard."""
+        if stop <= start:
+            return []
+        shard = self.shard[start:stop]
+        cuts = np.concatenate([[0], np.flatnonzero(np.diff(shard)) + 1, [stop - start]])
+        out = []
+        for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+            first, last = start + int(a), start + int(b) - 1
+            r0 = int(self.position[first])
+            r1 = int(self.position[last] + self.offsets[last + 1] - self.offsets[last])
+            out.append((int(shard[a]), r0, r1))
+        return out
 
     def sample(self, i: int) -> np.ndarray:
         """One sample as the reference reader returns it: (3, T, 25, 2) float32."""
         xyz, _, _ = self.frames(i, i + 1, bodies=2, ids=False)
         return xyz.transpose(2, 0, 3, 1)
-
-
-def group_attributes(location: str) -> dict[str, Any]:
-    """The attributes of the zarr v3 group at `location`, from its zarr.json (no zarr)."""
-    from asar_data import storage
-
-    meta = json.loads(storage.read_bytes(storage.join(location, "zarr.json")))
-    if meta.get("zarr_format") != 3 or meta.get("node_type") != "group":
-        raise ValueError(f"{location} is not a zarr v3 group")
-    return dict(meta.get("attributes") or {})

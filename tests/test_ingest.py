@@ -67,7 +67,7 @@ def test_real_files_ingest_exactly_and_duplicates_and_foreign_files_are_reported
 def test_body_ids_are_kept_as_exact_integers(tmp_path, real_dir):
     result = ingest_ntu(Workspace(str(tmp_path)), str(real_dir / "ntu"), workers=1)
     raw = RawStore(result.store)
-    ids = raw.root["body_id"][:]
+    _, ids, _ = raw.frames(0, len(raw))
     assert ids.dtype == np.uint64
     assert 72057594037931101 in set(ids[:, 0].tolist())
 

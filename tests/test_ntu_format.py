@@ -375,6 +375,7 @@ HARD_NUMBERS = [
 def test_exponents_and_long_mantissas_give_pythons_float_bit_for_bit():
     rng = random.Random(2)
     texts = HARD_NUMBERS + [number_text(rng) for _ in range(3000)]
+    texts = [t for t in texts if ntu_format.finite_float32(float(t))]  # the rest are refused
     texts += [""] * (-len(texts) % 75)
     texts = [t or "0" for t in texts]
     triples = [tuple(texts[i:i + 3]) for i in range(0, len(texts), 3)]
@@ -455,9 +456,38 @@ def test_a_value_is_read_by_the_compiled_path_only_in_the_plain_number_forms(tex
     if expected is False:
         with pytest.raises(SkeletonFormatError, match="is not a number"):
             parse_ntu(data)
+    elif column == 0 and not ntu_format.finite_float32(float(text)):  # nan, infinity
+        with pytest.raises(SkeletonFormatError, match="not a finite float32 number"):
+            parse_ntu(data)
     else:
         sk = parse_ntu(data)  # line 7: joint 3 of the first body
-        if column == 0 and text != "nan":
+        if column == 0:
             assert sk.xyz[0, 0, 2, 0] == float(text)
         if fast is not None:
             assert_same(fast, sk)
+
+
+NON_FINITE = ["nan", "-nan", "NaN", "inf", "-Infinity", "1e300", "-3.5e38", "1e39",
+              "340282356779733661637539395458142568448"]  # 2**128 - 2**103: rounds to inf
+
+
+@pytest.mark.parametrize("text", NON_FINITE)
+@pytest.mark.parametrize("line, column", [(7, 0), (60, 2)], ids=["x-body1", "z-body2"])
+def test_a_kept_coordinate_that_is_not_finite_as_float32_is_refused_with_its_line(
+        text, line, column):
+    data = encode(edit_token(line, column, text)(BASE))
+    with pytest.raises(SkeletonFormatError) as err:
+        parse_ntu(data)
+    assert err.value.line == line and "not a finite float32 number" in err.value.reason
+    assert f'"{text[:12]}' in err.value.reason
+    assert ntu_format._parse_fast(data, 2) is None  # the compiled path declines it
+
+
+def test_the_largest_finite_float32_and_non_finite_unused_values_are_read():
+    largest = "3.4028235e38"  # rounds to float32's largest finite value
+    sk = parse_ntu(encode(edit_token(7, 1, largest)(BASE)))
+    assert np.float32(sk.xyz[0, 0, 2, 1]) == np.finfo(np.float32).max
+    for line, column in ((7, 5), (3, 8)):  # depthY of a joint, leanY of a body: never stored
+        assert parse_ntu(encode(edit_token(line, column, "nan")(BASE))).xyz.shape == (2, 2, 25, 3)
+    beyond = encode(edit_token(60, 2, "1e300")(BASE))  # z of the second body
+    assert parse_ntu(beyond, max_bodies=1).xyz.shape == (2, 1, 25, 3)  # that body is not kept
