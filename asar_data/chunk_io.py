@@ -127,7 +127,7 @@ class PlainArray:
         if data.shape not in (self.chunks, expected):
             raise ValueError(f"chunk {index} of {self.location} is {expected} "
                              f"(stored as {self.chunks}), not {data.shape}")
-        if not write_empty and self._all_fill(data):
+        if not write_empty and self._all_fill(data):  # checked before any copy
             self._remove(index)
             return
         if data.shape != self.chunks:
@@ -143,9 +143,12 @@ class PlainArray:
             write_file(location, memoryview(data.reshape(-1).view(np.uint8)))
 
     def _all_fill(self, data: np.ndarray) -> bool:
-        if self.dtype.kind == "f" and np.isnan(self.fill):
-            return bool(np.isnan(data).all())
-        return not np.any(data != self.fill)
+        """Whether data holds only the fill value, bit for bit (so -0.0 is kept)."""
+        if data.dtype != self.dtype:
+            data = data.astype(self.dtype)
+        bits = data.view(f"u{self.dtype.itemsize}")
+        fill = self.fill.reshape(1).view(bits.dtype)[0]
+        return not (bits.any() if fill == 0 else np.any(bits != fill))
 
     def _remove(self, index: tuple[int, ...]) -> None:
         location = self.key(index)

@@ -27,6 +27,7 @@ numbers. The compiled path needs no check: every value it reads exactly is below
 """
 from __future__ import annotations
 
+import gc
 import re
 import threading
 from dataclasses import dataclass
@@ -82,6 +83,23 @@ def parse_ntu(data: bytes, max_bodies: int = 2) -> NtuSkeleton:
     result = _parse_fast(data, max_bodies)
     if result is None:
         result = _parse_lines(data, max_bodies)
+    return result
+
+
+def parse_ntu_frames(data: bytes, max_bodies: int = 2) -> NtuSkeleton:
+    """`parse_ntu` with x, y, z as the raw store holds them: float32 (T, M, 3, 25).
+
+    The same values as `parse_ntu(...).xyz.astype(np.float32).transpose(0, 1, 3, 2)`,
+    written so by the compiled path directly (no float64 copy, no transposed copy).
+    """
+    if max_bodies < 1:
+        raise ValueError(f"max_bodies must be at least 1, not {max_bodies}")
+    data = bytes(data)
+    result = _parse_fast(data, max_bodies, np.float32)
+    if result is None:
+        sk = _parse_lines(data, max_bodies)
+        result = NtuSkeleton(np.ascontiguousarray(
+            sk.xyz.astype(np.float32).transpose(0, 1, 3, 2)), sk.body_id, sk.body_count)
     return result
 
 
@@ -206,16 +224,30 @@ def _parse_lines(data: bytes, max_bodies: int) -> NtuSkeleton:
 # ---------------------------------------------------------------- compiled path
 
 _kernel_module = None
+_kernel_settled = False
 
 
 def _kernel():
-    """The numba kernel module, imported (and its compiled code loaded) on first use."""
+    """The numba kernel module, imported on first use (its machine code loads on its
+    first call for each output type)."""
     global _kernel_module
     if _kernel_module is None:
         from asar_data import ntu_kernel
 
         _kernel_module = ntu_kernel
     return _kernel_module
+
+
+def _settle_kernel() -> None:
+    """After the kernel's first call: numba's import and the loading of machine code
+    leave hundreds of thousands of long-lived objects (typing registries, LLVM wrappers).
+    Freezing them out of the cyclic garbage collector stops it re-scanning them on
+    every full collection and once more at exit (a quarter of a second, measured, of a
+    two-second ingest command)."""
+    global _kernel_settled
+    if not _kernel_settled:
+        gc.freeze()
+        _kernel_settled = True
 
 
 # Line 1 in the plain form: one count of up to 18 digits, blanks around it, a line end.
@@ -232,8 +264,15 @@ class _Fixups(threading.local):
 _fixups = _Fixups()
 
 
-def _parse_fast(data: bytes, max_bodies: int) -> NtuSkeleton | None:
-    """The compiled reader; None when the text is not in its plain form (see ntu_kernel)."""
+# coordinate k of joint v at flat[step[0] v + step[1] k] of each (frame, body slot)
+_STEPS = {np.dtype(np.float64): np.array([3, 1]),   # (T, M, 25, 3): parse_ntu
+          np.dtype(np.float32): np.array([1, 25])}  # (T, M, 3, 25): parse_ntu_frames
+
+
+def _parse_fast(data: bytes, max_bodies: int, dtype: type = np.float64) -> NtuSkeleton | None:
+    """The compiled reader; None when the text is not in its plain form (see ntu_kernel).
+
+    dtype float64: xyz (T, M, 25, 3); float32: (T, M, 3, 25)."""
     first = _FRAME_COUNT_LINE.match(data)
     if first is None:
         return None
@@ -247,17 +286,21 @@ def _parse_fast(data: bytes, max_bodies: int) -> NtuSkeleton | None:
     max_bodies = int(max_bodies)  # one compiled signature: int64
     # The kernel wants a final LF; appended, it ends the last line: the same lines.
     buf = np.frombuffer(data if data.endswith(b"\n") else data + b"\n", np.uint8)
-    xyz = np.empty((n_frames, max_bodies, JOINTS, 3))
+    dtype = np.dtype(dtype)
+    step = _STEPS[dtype]
+    shape = (JOINTS, 3) if step[0] == 3 else (3, JOINTS)
+    xyz = np.empty((n_frames, max_bodies, *shape), dtype)
     flat = xyz.reshape(-1)
     body_id = np.empty((n_frames, max_bodies), np.uint64)
     body_count = np.empty(n_frames, np.int16)
     fixups = _fixups.array
     code, n_fixups = kernel.parse(
-        buf, first.end(), n_frames, max_bodies, flat, body_id, body_count, fixups)
+        buf, first.end(), n_frames, max_bodies, flat, step, body_id, body_count, fixups)
     if code == kernel.FULL:  # again, with room for every x, y, z
         fixups = np.empty((len(flat), 3), np.int64)
         code, n_fixups = kernel.parse(
-            buf, first.end(), n_frames, max_bodies, flat, body_id, body_count, fixups)
+            buf, first.end(), n_frames, max_bodies, flat, step, body_id, body_count, fixups)
+    _settle_kernel()
     if code != kernel.OK:
         return None
     # x, y, z beyond the kernel's exact range: Python's float reads them; one that is

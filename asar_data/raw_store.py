@@ -158,6 +158,13 @@ def _codec():
     return BloscCodec(cname="lz4", clevel=1, shuffle="noshuffle")
 
 
+def chunk_rows(frames: int, most: int = CHUNK_FRAMES) -> int:
+    """Frames per chunk of a shard's `xyz`: at most `most`, evened out over the chunks the
+    shard needs, so that its last chunk is (nearly) full: no padding written or read."""
+    chunks = max(1, -(-frames // most))
+    return max(1, -(-frames // chunks))
+
+
 def _open_or_create(store: Any, path: str, **spec: Any) -> Any:
     """The array at `path`, created with `spec`, or the existing one when a rerun finds it
     (same inputs, same shape). Nothing is deleted: a rerun only overwrites, atomically."""
@@ -205,7 +212,7 @@ def write_shard(location: str, shard: int, part: Part) -> dict[str, int]:
     xyz = np.ascontiguousarray(part.xyz, np.float32)
     _open_or_create(
         store, f"{group}/xyz", shape=xyz.shape, dtype="float32",
-        chunks=(CHUNK_FRAMES, BODY_CHUNK, 3, JOINTS), compressors=None, fill_value=0.0,
+        chunks=(chunk_rows(frames), BODY_CHUNK, 3, JOINTS), compressors=None, fill_value=0.0,
         dimension_names=FRAME_DIMS, attributes={"units": "metres"})
     chunk_io.write_rows(storage.join(location, group, "xyz"), 0, xyz, write_empty=False)
     ids = _open_or_create(

@@ -61,7 +61,7 @@ class IngestResult:
 def ntu_shard(locations: list[str], bodies: int, store: str, shard: int) -> dict[str, int]:
     """Parse NTU `.skeleton` files (in store order) into shard `shard` of the raw store."""
     from asar_data.names import ntu_name_fields
-    from asar_data.ntu_format import SkeletonFormatError, parse_ntu
+    from asar_data.ntu_format import SkeletonFormatError, parse_ntu_frames
 
     xyz, ids, names, frame_counts, body_counts = [], [], [], [], []
     problems: list[Problem] = []
@@ -75,14 +75,14 @@ def ntu_shard(locations: list[str], bodies: int, store: str, shard: int) -> dict
             continue
         nbytes += len(data)
         try:
-            sk = parse_ntu(data, max_bodies=bodies)
+            sk = parse_ntu_frames(data, max_bodies=bodies)
         except SkeletonFormatError as e:
             problems.append(Problem(fname, e.line, e.reason, "skipped"))
             continue
         if not (sk.body_count > 0).any():
             problems.append(Problem(fname, None, "no frame has a body", "skipped"))
             continue
-        xyz.append(sk.xyz.astype(np.float32).transpose(0, 1, 3, 2))  # (T, B, 3, 25)
+        xyz.append(sk.xyz)  # (T, B, 3, 25) float32
         ids.append(sk.body_id)
         names.append(fname[: -len(".skeleton")])
         frame_counts.append(len(sk.xyz))
@@ -336,7 +336,7 @@ def ingest_ntu(
     `name` stores the dataset under another name (e.g. the demo's synthetic `synth60`,
     so that it never replaces a real ntu60 store); its benchmarks stay `dataset`'s.
     """
-    from asar_data.names import missing_samples, ntu_name_problem, parse_ntu_name
+    from asar_data.names import missing_samples, ntu_dataset_of, ntu_name_problem, parse_ntu_name
 
     progress = progress or Progress()
     raw = storage.normalise(raw)
@@ -346,23 +346,24 @@ def ingest_ntu(
         raise IngestError(f"--dataset must be ntu60 or ntu120, not {dataset!r}")
     listing = storage.walk(raw)  # the one listing: the files and the fingerprint
     problems = listing_problems(listing)
-    samples, ignored, out_of_range = [], [], []
+    samples, ignored, out_of_range = [], [], []  # samples: (name, location, its release)
     for f in listing.files:
         parsed = parse_ntu_name(f.name) if f.name.endswith(".skeleton") else None
+        release = None if parsed is None else ntu_dataset_of(parsed)
         if parsed is None:
             ignored.append(f.name)
-        elif (why := ntu_name_problem(parsed)) is not None:
-            out_of_range.append((f.name, why))
+        elif release is None:  # out of range (A000, A999, C000): never evidence of a release
+            out_of_range.append((f.name, ntu_name_problem(parsed)))
         else:
-            samples.append((f.name, f.location, parsed))
+            samples.append((f.name, f.location, release))
     if dataset is None:
-        dataset = detect_ntu_dataset([s[0] for s in samples])
+        dataset = "ntu120" if any(s[2] == "ntu120" for s in samples) else "ntu60"
     problems += [Problem(b, None, "not an NTU sample file", "ignored") for b in ignored]
     problems += [Problem(b, None, f"not an NTU sample: {why}", "skipped")
                  for b, why in out_of_range]
-    outside = [s for s in samples if ntu_name_problem(s[2], dataset) is not None]
+    outside = [s for s in samples if dataset == "ntu60" and s[2] == "ntu120"]
     problems += [Problem(b, None, f"not part of {dataset}", "ignored") for b, _, _ in outside]
-    samples = [s for s in samples if ntu_name_problem(s[2], dataset) is None]
+    samples = [s for s in samples if not (dataset == "ntu60" and s[2] == "ntu120")]
     missing = missing_samples(dataset) if skip_missing else frozenset()
     on_list = [s for s in samples if s[0][: -len(".skeleton")] in missing]
     samples = sorted((s for s in samples if s[0][: -len(".skeleton")] not in missing),

@@ -491,3 +491,23 @@ def test_the_largest_finite_float32_and_non_finite_unused_values_are_read():
         assert parse_ntu(encode(edit_token(line, column, "nan")(BASE))).xyz.shape == (2, 2, 25, 3)
     beyond = encode(edit_token(60, 2, "1e300")(BASE))  # z of the second body
     assert parse_ntu(beyond, max_bodies=1).xyz.shape == (2, 1, 25, 3)  # that body is not kept
+
+
+def test_store_layout_reader_equals_float32_of_the_exact_reader(real_dir):
+    """parse_ntu_frames: float32 (T, M, 3, 25) straight from the kernel, fix-ups and the line
+    reader included, bit for bit `parse_ntu(...).xyz.astype(float32).transpose(0, 1, 3, 2)`."""
+    texts = ["1.00000000000000000000001", "3.4028235e38", "-1e-50", "0.1"]  # fix-ups
+    body = joints(9)
+    body[:2] = [tuple(texts[:3]), (texts[3], "2", "-0")]
+    cases = [p.read_bytes() for p in real_skeletons(real_dir)[:6]]
+    cases += [encode(skeleton_lines([[(1, body)], []])),  # a fix-up, then a frame of nobody
+              encode(edit_token(7, 8, "1_0")(BASE))]  # declined: the line reader reads it
+    for data in cases:
+        for max_bodies in (1, 2, 4):
+            exact = parse_ntu(data, max_bodies)
+            frames = ntu_format.parse_ntu_frames(data, max_bodies)
+            expected = exact.xyz.astype(np.float32).transpose(0, 1, 3, 2)
+            assert frames.xyz.dtype == np.float32 and frames.xyz.flags.c_contiguous
+            assert np.array_equal(frames.xyz.view(np.uint32), expected.view(np.uint32))
+            assert np.array_equal(frames.body_id, exact.body_id)
+            assert np.array_equal(frames.body_count, exact.body_count)
