@@ -223,6 +223,23 @@ def write_file(location: str, data: memoryview) -> None:
         raise
 
 
+def remove_partial_writes(location: str) -> int:
+    """Remove what interrupted atomic writes left below a local store folder (a worker
+    killed between writing a temporary file and renaming it): `*.partial` (ours and
+    zarr's) and `.tmp-*` (`storage.write_bytes`). Object stores have none. Call it only
+    when no writer is running. Returns how many were removed."""
+    if storage.is_url(location) or not os.path.isdir(location):
+        return 0
+    removed = 0
+    for folder, _, files in os.walk(location):
+        for name in files:
+            if name.endswith(".partial") or name.startswith(".tmp-"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(folder, name))
+                    removed += 1
+    return removed
+
+
 def plain_metadata(meta: dict[str, Any]) -> tuple[tuple[int, ...], tuple[int, ...], np.dtype,
                                                    np.ndarray] | None:
     """(shape, chunks, dtype, fill) of an array's zarr.json, or None when it is not plain."""

@@ -266,8 +266,9 @@ def finalise(location: str, shards: int, bodies: int, attrs: Mapping[str, Any]) 
     """
     import zarr
 
-    from asar_data import storage
+    from asar_data import chunk_io, storage
 
+    chunk_io.remove_partial_writes(location)  # left by workers killed mid-write
     records = []
     for s in range(shards):
         record = shard_record(location, s)

@@ -130,7 +130,7 @@ def check_labels(labels: Sequence[int], names: Sequence[str], classes: int | Non
                 else f"labels must be 0-{limit} (stored as int16)")
         raise ReferenceFileError(
             f"{source}: label {labels[i]} of sample {names[i]!r} (number {i}) is out of range: "
-            f"{rule}; {len(bad)} such labels")
+            f"{rule} ({len(bad)} of {len(labels)} labels are out of range)")
 
 
 def write_label_pickle(

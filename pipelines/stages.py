@@ -7,7 +7,7 @@ from __future__ import annotations
 from pipelines.stage import Stage
 
 INGEST = Stage("ingest", version=2)  # 2: the shards are the store
-DOWNSAMPLE = Stage("downsample", version=1)
+DOWNSAMPLE = Stage("downsample", version=2)  # 2: frames store v2 (xarray layout)
 PRETRAIN = Stage("pretrain", version=1)
 EVALUATE = Stage("evaluate", version=1)
 

@@ -173,3 +173,12 @@ def test_chunks_holding_only_the_fill_value_are_left_out_when_asked(store):
     assert stored == {(1, 1)}
     chunk_io.write_rows(f"{store}/a", 0, np.zeros_like(x), write_empty=False)  # removes it
     assert chunk_io.read_object(f"{store}/a/c/1/1") is None
+
+
+def test_leftovers_of_interrupted_writes_are_removed_and_nothing_else(tmp_path):
+    folder = tmp_path / "s.zarr" / "a" / "c"
+    folder.mkdir(parents=True)
+    for name in ("0", ".0.1f2e.partial", "1.abc.partial", ".tmp-x-zarr.json", "zarr.json"):
+        (folder / name).write_bytes(b"x")
+    assert chunk_io.remove_partial_writes(str(tmp_path / "s.zarr")) == 3
+    assert sorted(p.name for p in folder.iterdir()) == ["0", "zarr.json"]

@@ -154,7 +154,7 @@ def test_s3_workspace_holds_the_bytes_of_a_local_workspace(s3, s3_workspace, loc
         assert remote and not differ, (store, differ)
     report = s3.fs.cat_file(f"{BUCKET}/work/ntu60/ingest-report.csv")
     assert report == (local_reference / "ingest-report.csv").read_bytes()
-    assert not s3.fs.exists(f"{BUCKET}/work/ntu60/raw.parts")  # scratch removed when complete
+    assert not s3.fs.exists(f"{BUCKET}/work/ntu60/raw.parts")  # no part files: shards are the store
     for name in ("raw", "frames50"):
         m = Manifest.load(f"{s3_workspace}/ntu60/{name}.manifest.json")
         assert m.complete and m.output == f"{s3_workspace}/ntu60/{name}.zarr"
@@ -198,9 +198,7 @@ def test_a_changed_raw_object_makes_status_stale_and_ingest_rerun(s3, tmp_path):
     assert rerun.action == "start" and "input raw changed" in rerun.reason
 
 
-def test_killed_ingest_on_s3_resumes_to_the_store_of_an_uninterrupted_run(
-    s3, local_reference
-):
+def test_killed_ingest_on_s3_resumes_to_the_store_of_an_uninterrupted_run(s3, tmp_path):
     work = f"s3://{BUCKET}/work-killed"
     manifest = f"{work}/ntu60/raw.manifest.json"
     cmd = [sys.executable, "-m", "cli", "ingest", "ntu", "--raw", RAW, "--workdir", work,
@@ -224,7 +222,10 @@ def test_killed_ingest_on_s3_resumes_to_the_store_of_an_uninterrupted_run(
     out = s3.cli(*cmd[3:])
     assert "resuming" in out and f"{len(m.shards_done)} of {m.shards_total}" in out
     assert Manifest.load(manifest).complete
-    assert s3.files(f"{work}/ntu60/raw.zarr") == local_files(local_reference / "raw.zarr")
+    whole = Workspace(str(tmp_path / "whole"))  # the shards are the store: same shard files
+    ingest_ntu(whole, RAW, workers=1, shard_files=1)
+    assert s3.files(f"{work}/ntu60/raw.zarr") == local_files(tmp_path / "whole" / "ntu60" /
+                                                             "raw.zarr")
 
 
 def test_pretrain_checkpoints_into_the_s3_workspace_and_status_sees_the_run(s3, s3_workspace):
