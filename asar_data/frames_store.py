@@ -125,18 +125,14 @@ class FramesStore:
     def __init__(self, location: str):
         import zarr
 
+        from asar_data.raw_store import checked_version
+
         self.location = location
         self.root = zarr.open_group(store=_store(location, read_only=True), mode="r")
         self.attrs = dict(self.root.attrs)
-        if self.attrs.get("format") != FRAMES_FORMAT:
-            raise FramesStoreError(f"{location} is not a complete asar 50-frame store: run "
-                                   "`asar-cli downsample` again")
-        self.version = int(self.attrs.get("version", 1))
-        if self.version not in READABLE_VERSIONS:
-            raise FramesStoreError(
-                f"{location} is a 50-frame store of version {self.version}, newer than this "
-                f"asar reads ({FRAMES_VERSION}): upgrade asar, or re-run `asar-cli downsample "
-                "--force`")
+        self.version = checked_version(self.attrs, location, FRAMES_FORMAT, READABLE_VERSIONS,
+                                       "50-frame store", "asar-cli downsample",
+                                       FramesStoreError)
         self.data = self.root["data"]
         self.labels = self.root["label"][:]
         self.valid_length = self.root["valid_length"][:]

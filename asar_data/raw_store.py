@@ -359,6 +359,20 @@ def group_attributes(location: str) -> dict[str, Any]:
     return dict(group_metadata(location).get("attributes") or {})
 
 
+def checked_version(attrs: Mapping[str, Any], location: str, fmt: str,
+                    readable: tuple[int, ...], what: str, command: str,
+                    error: type[AsarError]) -> int:
+    """The format version of a store's attributes; raises `error` (one line saying what to
+    run) for a store that is not complete or newer than this code reads."""
+    if attrs.get("format") != fmt:
+        raise error(f"{location} is not a complete asar {what}: run `{command}` again")
+    version = int(attrs.get("version", 1))
+    if version not in readable:
+        raise error(f"{location} is a {what} of version {version}, newer than this asar reads "
+                    f"({max(readable)}): upgrade asar, or re-run `{command} --force`")
+    return version
+
+
 class RawStore:
     """Read access to a raw store: the index in memory, frames on demand.
 
@@ -372,14 +386,8 @@ class RawStore:
         self.location = location
         meta = group_metadata(location)
         self.attrs = dict(meta.get("attributes") or {})
-        if self.attrs.get("format") != RAW_FORMAT:
-            raise RawStoreError(f"{location} is not a complete asar raw store: run "
-                                "`asar-cli ingest ...` again")
-        self.version = int(self.attrs.get("version", 1))
-        if self.version not in READABLE_VERSIONS:
-            raise RawStoreError(
-                f"{location} is a raw store of version {self.version}, newer than this asar "
-                f"reads ({RAW_VERSION}): upgrade asar, or re-run `asar-cli ingest ... --force`")
+        self.version = checked_version(self.attrs, location, RAW_FORMAT, READABLE_VERSIONS,
+                                       "raw store", "asar-cli ingest ...", RawStoreError)
         self._nodes = (meta.get("consolidated_metadata") or {}).get("metadata") or {}
         self._arrays: dict[str, Any] = {}
         self._meta: dict[str, np.ndarray] = {}
