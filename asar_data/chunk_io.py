@@ -16,7 +16,10 @@ them out (`zarr.json` metadata beside them):
 `open_plain` reads and checks an array's metadata and returns a `PlainArray` (or
 None when the array is in another format, e.g. compressed); `read` and
 `write_rows` use it and fall back to zarr's API otherwise, so they work on every
-array. Local files are read straight into the result's memory (`readinto` of the
+array. `create_plain` writes a plain array's metadata, and `write_strings` a
+one-chunk array of strings (zarr's `string` type, `vlen-utf8` codec): with them the
+ingest stage writes a whole raw store without importing zarr (benchmarks/ingest.py).
+Local files are read straight into the result's memory (`readinto` of the
 rows' bytes: one copy, from the page cache); URLs through `asar_data.storage`
 (whole objects). Writes are atomic: a temporary
 file beside the chunk, then a rename (no fsync, as zarr's own local writes).
@@ -27,6 +30,7 @@ import contextlib
 import json
 import math
 import os
+import struct
 import uuid
 from dataclasses import dataclass
 from itertools import product
@@ -238,6 +242,96 @@ def remove_partial_writes(location: str) -> int:
                     os.unlink(os.path.join(folder, name))
                     removed += 1
     return removed
+
+
+ZARR_JSON = "zarr.json"
+
+
+def _bytes_codec(dtype: np.dtype) -> dict[str, Any]:
+    if dtype.itemsize == 1:
+        return {"name": "bytes"}
+    return {"name": "bytes", "configuration": {"endian": "little"}}
+
+
+def _json_fill(value: Any, dtype: np.dtype) -> Any:
+    value = np.array(value, dtype).item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    return value
+
+
+def _node(node_type: str, shape: tuple[int, ...], data_type: str, chunks: tuple[int, ...],
+          fill: Any, codecs: list[dict[str, Any]], dimension_names: tuple[str, ...] | None,
+          attributes: dict[str, Any] | None) -> dict[str, Any]:
+    meta = {"shape": list(shape), "data_type": data_type,
+            "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(chunks)}},
+            "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+            "fill_value": fill, "codecs": codecs, "attributes": dict(attributes or {})}
+    if dimension_names is not None:
+        meta["dimension_names"] = list(dimension_names)
+    meta.update({"zarr_format": 3, "node_type": node_type, "storage_transformers": []})
+    return meta
+
+
+def plain_array_metadata(shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ...],
+                         fill_value: Any = 0, dimension_names: tuple[str, ...] | None = None,
+                         attributes: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The zarr.json of a plain array (what zarr writes for `compressors=None`)."""
+    dtype = np.dtype(dtype)
+    if dtype.name not in PLAIN_TYPES:
+        raise ValueError(f"{dtype} is not a plain zarr data type")
+    return _node("array", tuple(shape), dtype.name, tuple(chunks), _json_fill(fill_value, dtype),
+                 [_bytes_codec(dtype)], dimension_names, attributes)
+
+
+def write_metadata(location: str, meta: dict[str, Any]) -> None:
+    """Write a node's zarr.json at `location` (an array's or a group's folder), atomically."""
+    data = json.dumps(meta, indent=2, allow_nan=False).encode()
+    target = storage.join(location, ZARR_JSON)
+    if storage.is_url(target):
+        storage.write_bytes(target, data)
+    else:
+        write_file(target, memoryview(data))
+
+
+def create_plain(location: str, shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ...],
+                 fill_value: Any = 0, dimension_names: tuple[str, ...] | None = None,
+                 attributes: dict[str, Any] | None = None) -> PlainArray:
+    """Create (or overwrite the metadata of) a plain array at `location`; no chunk is
+    touched, so a rerun with the same metadata changes nothing. Returns it opened."""
+    meta = plain_array_metadata(shape, dtype, chunks, fill_value, dimension_names, attributes)
+    write_metadata(location, meta)
+    layout = plain_metadata(meta)
+    assert layout is not None
+    return PlainArray(location, *layout)
+
+
+def string_array_metadata(n: int, dimension_names: tuple[str, ...] | None = None,
+                          attributes: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The zarr.json of a 1-d array of n strings in one chunk (`string`, `vlen-utf8`)."""
+    return _node("array", (n,), "string", (max(n, 1),), "",
+                 [{"name": "vlen-utf8", "configuration": {}}], dimension_names, attributes)
+
+
+def write_strings(location: str, values: Any, dimension_names: tuple[str, ...] | None = None,
+                  attributes: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write a 1-d array of strings as one chunk (the `vlen-utf8` layout: the count, then
+    each string's UTF-8 byte length and bytes, all little-endian uint32); returns its
+    metadata. zarr reads it as its `string` type."""
+    encoded = [str(v).encode() for v in values]
+    meta = string_array_metadata(len(encoded), dimension_names, attributes)
+    if encoded:
+        parts = [struct.pack("<I", len(encoded))]
+        for e in encoded:
+            parts += (struct.pack("<I", len(e)), e)
+        data = b"".join(parts)
+        chunk = storage.join(location, "c", "0")
+        if storage.is_url(chunk):
+            storage.write_bytes(chunk, data)
+        else:
+            write_file(chunk, memoryview(data))
+    write_metadata(location, meta)
+    return meta
 
 
 def plain_metadata(meta: dict[str, Any]) -> tuple[tuple[int, ...], tuple[int, ...], np.dtype,

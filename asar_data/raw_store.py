@@ -21,10 +21,12 @@ the group's attributes last: the store reads as an asar raw store only from then
 The consolidated metadata keeps each shard's sample and frame counts, not its record
 (which would make the root metadata grow with the samples).
 
-`xyz` and the index numbers are stored uncompressed (zarr v3's plain format), read
-directly by `chunk_io` on the downsample hot path; body slots are chunked in pairs
-(the first two, all the reference uses, are read alone) and chunks of empty slots are
-never stored. `body_id` (read only to denoise) is blosc lz4.
+Every array is stored uncompressed (zarr v3's plain format; names as zarr's `string`
+type) and written by `chunk_io`, without zarr: float skeletons barely compress and
+decoding cost more than it saved on the downsample hot path, which reads `xyz` directly
+too. Body slots are chunked in pairs (the first two, all the reference uses, are read
+alone) and chunks of slots that are empty throughout are never stored, so `body_id`
+costs little more than compressed would.
 
 A version-1 store (one concatenated `xyz`/`body_id` with `offsets`, before this
 layout) is read as a store of one shard held at the root: nothing to redo.
@@ -32,7 +34,6 @@ layout) is read as a store of one shard held at the root: nothing to redo.
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -151,40 +152,42 @@ def shard_group(shard: int) -> str:
     return f"{SHARDS}/{shard:06d}"
 
 
-def _codec():
-    """body_id's codec: blosc lz4 (mostly zeros and long runs of the same IDs)."""
-    from zarr.codecs import BloscCodec
-
-    return BloscCodec(cname="lz4", clevel=1, shuffle="noshuffle")
-
-
 def chunk_rows(frames: int, most: int = CHUNK_FRAMES) -> int:
-    """Frames per chunk of a shard's `xyz`: at most `most`, evened out over the chunks the
+    """Frames per chunk of a shard's arrays: at most `most`, evened out over the chunks the
     shard needs, so that its last chunk is (nearly) full: no padding written or read."""
     chunks = max(1, -(-frames // most))
     return max(1, -(-frames // chunks))
 
 
-def _open_or_create(store: Any, path: str, **spec: Any) -> Any:
-    """The array at `path`, created with `spec`, or the existing one when a rerun finds it
-    (same inputs, same shape). Nothing is deleted: a rerun only overwrites, atomically."""
-    import zarr
-    from zarr.errors import ContainsArrayError
+def shard_arrays(frames: int, bodies: int) -> dict[str, dict[str, Any]]:
+    """The zarr metadata of a shard's `xyz` and `body_id`: a function of its size alone, so
+    that `finalise` consolidates it without reading it back."""
+    from asar_data import chunk_io
 
-    try:
-        return zarr.create_array(store, name=path, overwrite=False, **spec)
-    except ContainsArrayError:
-        array = zarr.open_array(store, path=path, mode="r+")
-        if tuple(array.shape) != tuple(spec["shape"]):
-            raise RuntimeError(f"{path} exists with shape {array.shape}, not "
-                               f"{spec['shape']}: the store was not cleared on a new start"
-                               ) from None
-        return array
+    rows = chunk_rows(frames)
+    return {
+        "xyz": chunk_io.plain_array_metadata(
+            (frames, bodies, 3, JOINTS), "float32", (rows, BODY_CHUNK, 3, JOINTS), 0.0,
+            FRAME_DIMS, {"units": "metres"}),
+        "body_id": chunk_io.plain_array_metadata(
+            (frames, bodies), "uint64", (rows, BODY_CHUNK), 0, FRAME_DIMS[:2]),
+    }
+
+
+def group_node(attributes: Mapping[str, Any], members: Mapping[str, Any] | None = None
+               ) -> dict[str, Any]:
+    """A group's zarr.json; `members`: the consolidated metadata of every node below it."""
+    node: dict[str, Any] = {"zarr_format": 3, "node_type": "group",
+                            "attributes": dict(attributes)}
+    if members is not None:
+        node["consolidated_metadata"] = {"kind": "inline", "must_understand": False,
+                                         "metadata": dict(members)}
+    return node
 
 
 def _record(part: Part) -> dict[str, Any]:
-    """A shard's record: its samples' metadata (fields that differ from the fill value),
-    its problems and counts, as JSON."""
+    """A shard's record: its sizes, its samples' metadata (the fields that differ from the
+    fill value), its problems and counts, as JSON."""
     meta = {}
     for k, v in part.meta.items():
         fill = META_FIELDS[k][1]
@@ -192,6 +195,8 @@ def _record(part: Part) -> dict[str, Any]:
             meta[k] = v.tolist()
     return {
         "samples": part.samples,
+        "frames": int(part.xyz.shape[0]),
+        "bodies": int(part.xyz.shape[1]),
         "meta": meta,
         "problems": [[p.file, p.line, p.reason, p.action] for p in part.problems],
         "counts": dict(part.counts),
@@ -201,38 +206,24 @@ def _record(part: Part) -> dict[str, Any]:
 def write_shard(location: str, shard: int, part: Part) -> dict[str, int]:
     """Write one shard's frames into the store at `location`, then its record (last).
 
-    Idempotent: a rerun with the same part writes the same bytes, and never deletes.
-    Returns {"samples": n, "frames": F_s}.
+    Idempotent: a rerun with the same part writes the same bytes (each file atomically)
+    and never deletes a file another attempt may have written. Chunks of body slots
+    that are empty throughout are not stored. Returns {"samples": n, "frames": F_s}.
     """
     from asar_data import chunk_io, storage
 
-    store = storage.zarr_store(location)
-    group = shard_group(shard)
+    group = storage.join(location, *shard_group(shard).split("/"))
     frames, bodies = part.xyz.shape[:2]
-    xyz = np.ascontiguousarray(part.xyz, np.float32)
-    _open_or_create(
-        store, f"{group}/xyz", shape=xyz.shape, dtype="float32",
-        chunks=(chunk_rows(frames), BODY_CHUNK, 3, JOINTS), compressors=None, fill_value=0.0,
-        dimension_names=FRAME_DIMS, attributes={"units": "metres"})
-    chunk_io.write_rows(storage.join(location, group, "xyz"), 0, xyz, write_empty=False)
-    ids = _open_or_create(
-        store, f"{group}/body_id", shape=(frames, bodies), dtype="uint64",
-        chunks=(CHUNK_FRAMES * 8, bodies), compressors=_codec(), fill_value=0,
-        dimension_names=FRAME_DIMS[:2])
-    if frames:
-        ids[:] = np.asarray(part.body_id, np.uint64)
-    attrs = {"samples": part.samples, "frames": int(frames), "record": _record(part)}
-    storage.write_bytes(storage.join(location, group, "zarr.json"),
-                        _group_json(attrs).encode())
+    data = {"xyz": np.ascontiguousarray(part.xyz, np.float32),
+            "body_id": np.ascontiguousarray(part.body_id, np.uint64)}
+    for name, meta in shard_arrays(frames, bodies).items():
+        array = storage.join(group, name)
+        chunk_io.write_metadata(array, meta)
+        chunk_io.write_rows(array, 0, data[name], write_empty=False)
+    record = _record(part)
+    chunk_io.write_metadata(group, group_node({"samples": part.samples, "frames": int(frames),
+                                               "record": record}))
     return {"samples": part.samples, "frames": int(frames)}
-
-
-def _group_json(attributes: Mapping[str, Any], consolidated: Any = None) -> str:
-    meta: dict[str, Any] = {"zarr_format": 3, "node_type": "group",
-                            "attributes": dict(attributes)}
-    if consolidated is not None:
-        meta["consolidated_metadata"] = consolidated
-    return json.dumps(meta, allow_nan=False)
 
 
 def shard_record(location: str, shard: int) -> dict[str, Any] | None:
@@ -240,7 +231,7 @@ def shard_record(location: str, shard: int) -> dict[str, Any] | None:
     from asar_data import storage
 
     try:
-        meta = json.loads(storage.read_bytes(storage.join(location, shard_group(shard),
+        meta = json.loads(storage.read_bytes(storage.join(location, *shard_group(shard).split("/"),
                                                           "zarr.json")))
     except FileNotFoundError:
         return None
@@ -258,15 +249,15 @@ class Finalised:
 
 
 def finalise(location: str, shards: int, bodies: int, attrs: Mapping[str, Any]) -> Finalised:
-    """Write the index of a store whose `shards` shards are all written, then its attributes
-    and consolidated metadata (the last write: from then on it reads as complete).
+    """Write the index of a store whose `shards` shards are all written, then the group's
+    attributes and consolidated metadata (the last write: from then on it reads as
+    complete). Run it when no shard is being written.
 
     attrs: the dataset's attributes (dataset, kind, benchmarks, classes, ... and
     optionally `action_names`, one per class).
     """
-    import zarr
-
     from asar_data import chunk_io, storage
+    from asar_data.skeleton import JOINT_NAMES
 
     chunk_io.remove_partial_writes(location)  # left by workers killed mid-write
     records = []
@@ -282,36 +273,33 @@ def finalise(location: str, shards: int, bodies: int, attrs: Mapping[str, Any]) 
         for k, v in r["counts"].items():
             counts[k] = counts.get(k, 0) + int(v)
     index = _index(records)
-    store = storage.zarr_store(location)
-    root = zarr.open_group(store=store, mode="a")
     n = len(index["frame_count"])
+    nodes: dict[str, Any] = {}
     for k, v in index.items():
+        array = storage.join(location, k)
         dims = ("sample", "segment_field") if v.ndim == 2 else ("sample",)
-        spec = {"chunks": (max(n, 1),) + v.shape[1:], "dimension_names": dims,
-                "overwrite": True}
         if k in STRING_FIELDS:
-            arr = root.create_array(k, shape=v.shape, dtype=str, **spec)
-            if n:
-                arr[:] = v
-        else:
-            attributes = {"segment_field": list(SEGMENT_FIELDS)} if k == "segment" else None
-            root.create_array(k, data=v, compressors=None, attributes=attributes, **spec)
-    with warnings.catch_warnings():  # "consolidated metadata is not part of the v3 spec"
-        warnings.simplefilter("ignore", UserWarning)
-        zarr.consolidate_metadata(store)
-    top = json.loads(storage.read_bytes(storage.join(location, "zarr.json")))
-    consolidated = top["consolidated_metadata"]
-    for path, node in consolidated["metadata"].items():  # counts, not whole records
-        if path.startswith(f"{SHARDS}/") and node.get("node_type") == "group":
-            node["attributes"].pop("record", None)
-    from asar_data.skeleton import JOINT_NAMES
-
+            nodes[k] = chunk_io.write_strings(array, v, dims)
+            continue
+        fill = META_FIELDS[k][1] if k in META_FIELDS else 0
+        nodes[k] = chunk_io.plain_array_metadata(
+            v.shape, v.dtype, (max(n, 1),) + v.shape[1:], fill, dims,
+            {"segment_field": list(SEGMENT_FIELDS)} if k == "segment" else None)
+        chunk_io.write_metadata(array, nodes[k])
+        if n:
+            chunk_io.write_rows(array, 0, v)
+    nodes[SHARDS] = group_node({}, {})
+    chunk_io.write_metadata(storage.join(location, SHARDS), group_node({}))
+    for s, r in enumerate(records):
+        group = shard_group(s)
+        nodes[group] = group_node({"samples": r["samples"], "frames": r["frames"]}, {})
+        for name, meta in shard_arrays(r["frames"], r["bodies"]).items():
+            nodes[f"{group}/{name}"] = meta
     frames = int(index["frame_count"].sum(dtype=np.int64))
     attributes = {"format": RAW_FORMAT, "version": RAW_VERSION, "bodies": bodies,
                   "joints": JOINTS, "joint_names": list(JOINT_NAMES), "units": "metres",
                   "shards": shards, "samples": n, "frames": frames, **dict(attrs)}
-    storage.write_bytes(storage.join(location, "zarr.json"),
-                        _group_json(attributes, consolidated).encode())
+    chunk_io.write_metadata(location, group_node(attributes, nodes))
     return Finalised(n, frames, problems, counts)
 
 
@@ -348,7 +336,11 @@ def group_metadata(location: str) -> dict[str, Any]:
     """The zarr.json of the zarr v3 group at `location` (no zarr)."""
     from asar_data import storage
 
-    meta = json.loads(storage.read_bytes(storage.join(location, "zarr.json")))
+    try:
+        meta = json.loads(storage.read_bytes(storage.join(location, "zarr.json")))
+    except FileNotFoundError:
+        raise RawStoreError(f"no complete raw store at {location}: run `asar-cli ingest ...`"
+                            ) from None
     if meta.get("zarr_format") != 3 or meta.get("node_type") != "group":
         raise RawStoreError(f"{location} is not a zarr v3 group")
     return meta

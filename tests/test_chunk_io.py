@@ -145,7 +145,7 @@ def test_raw_store_reads_frames_directly_as_zarr_reads_them(tmp_path, synth_ntu)
     raw = RawStore(result.store)
     root = zarr.open_group(result.store, mode="r")
     assert chunk_io.open_plain(f"{result.store}/shards/000001/xyz") is not None
-    assert chunk_io.open_plain(f"{result.store}/shards/000001/body_id") is None  # compressed
+    assert chunk_io.open_plain(f"{result.store}/shards/000001/body_id") is not None
     xyz, ids, offsets = raw.frames(5, 40, bodies=2, ids=False)  # samples of three shards
     assert ids is None and np.array_equal(offsets, raw.offsets[5:41] - raw.offsets[5])
     shard, position, count = (root[k][5:40] for k in ("shard", "position", "frame_count"))

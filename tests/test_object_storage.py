@@ -126,13 +126,13 @@ def local_reference(s3, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def s3_workspace(s3) -> str:
-    """An S3 workspace built by the CLI; downsample's shards run on a local dask cluster of two
+    """An S3 workspace built by the CLI; downsample's shards run on two forked local
     worker processes, which find the credentials in their environment as the driver does."""
     work = f"s3://{BUCKET}/work"
     s3.cli("ingest", "ntu", "--raw", RAW, "--workdir", work, "--workers", "1",
            "--shard-files", str(SHARD_FILES))
     out = s3.cli("downsample", "--workdir", work, "--workers", "2", "--chunk", str(CHUNK))
-    assert "3 shards on local dask cluster, 2 workers" in out
+    assert "3 shards on 2 local worker processes" in out
     return work
 
 

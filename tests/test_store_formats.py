@@ -108,7 +108,7 @@ def test_a_raw_store_reads_as_incomplete_until_its_index_is_written(tmp_path):
     meta["frame_count"] = np.array([2], np.int32)
     part = raw_store.Part(np.ones((2, 2, 3, 25), np.float32), np.zeros((2, 2), np.uint64), meta)
     raw_store.write_shard(location, 0, part)
-    with pytest.raises(RawStoreError, match="not a complete asar raw store"):
+    with pytest.raises(RawStoreError, match="complete raw store"):
         RawStore(location)
     raw_store.finalise(location, 1, 2, {"dataset": "toy"})
     assert RawStore(location).frames(0, 1)[0].sum() == 2 * 2 * 75
