@@ -238,6 +238,12 @@ def _kernel():
     return _kernel_module
 
 
+def load_kernel() -> None:
+    """Load the compiled reader now (the store layout's signature): worker processes
+    forked afterwards share it instead of each loading it again."""
+    _parse_fast(b"1\n0\n", 1, np.float32)
+
+
 def _settle_kernel() -> None:
     """After the kernel's first call: numba's import and the loading of machine code
     leave hundreds of thousands of long-lived objects (typing registries, LLVM wrappers).

@@ -25,6 +25,7 @@ from asar_data import raw_store, storage
 from asar_data.errors import AsarError
 from asar_data.raw_store import Part, Problem, concat_parts, empty_part, new_meta
 from asar_data.splits import DATASETS
+from pipelines.executor import default_workers
 from pipelines.fingerprint import file_fingerprint, tree_fingerprint
 from pipelines.progress import Progress
 from pipelines.sharded import ShardedRun, run_shards, start
@@ -79,14 +80,15 @@ def ntu_shard(locations: list[str], bodies: int, store: str, shard: int) -> dict
         except SkeletonFormatError as e:
             problems.append(Problem(fname, e.line, e.reason, "skipped"))
             continue
-        if not (sk.body_count > 0).any():
+        most_bodies = int(sk.body_count.max())
+        if most_bodies <= 0:
             problems.append(Problem(fname, None, "no frame has a body", "skipped"))
             continue
         xyz.append(sk.xyz)  # (T, B, 3, 25) float32
         ids.append(sk.body_id)
         names.append(fname[: -len(".skeleton")])
         frame_counts.append(len(sk.xyz))
-        body_counts.append(int(sk.body_count.max()))
+        body_counts.append(most_bodies)
     meta = new_meta(len(names))
     meta["name"] = np.array(names, dtype=str)
     meta.update(ntu_name_fields(names))  # setup, camera, subject, replication, label
@@ -386,6 +388,10 @@ def ingest_ntu(
               "skip_missing": skip_missing, "shard_files": shard_files}
     shards = [[loc for _, loc, _ in samples[i:i + shard_files]]
               for i in range(0, len(samples), shard_files)]
+    if scheduler is None and (workers or default_workers()) > 1 and len(shards) > 1:
+        from asar_data.ntu_format import load_kernel
+
+        load_kernel()  # once, before the local workers are forked
     attrs = {"dataset": store_name, "kind": "ntu", "ntu_dataset": dataset,
              "long_crop": spec.long_crop, "benchmarks": list(spec.benchmarks),
              "default_benchmark": spec.default_benchmark, "classes": spec.classes,
