@@ -162,8 +162,10 @@ class PlainArray:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(location)
 
-    def read_region(self, region: tuple[slice, ...]) -> np.ndarray:
-        """array[region]: one step-1 slice per axis, in a new array.
+    def read_region(self, region: tuple[slice, ...], out: np.ndarray | None = None
+                    ) -> np.ndarray:
+        """array[region]: one step-1 slice per axis, in a new array (or into `out`, of the
+        region's shape and the array's dtype, e.g. a slice of a larger result).
 
         Each chunk the region meets gives its rows in the region (`read_chunk_into`),
         straight into the result where the region covers the chunk's other axes.
@@ -174,7 +176,12 @@ class PlainArray:
             if step != 1:
                 raise ValueError(f"{self.location}: only step-1 slices are read, not {s}")
             bounds.append((a, max(a, b)))
-        out = np.empty(tuple(b - a for a, b in bounds), self.dtype)
+        shape = tuple(b - a for a, b in bounds)
+        if out is None:
+            out = np.empty(shape, self.dtype)
+        elif out.shape != shape or out.dtype != self.dtype:
+            raise ValueError(f"{self.location}: reading {shape} {self.dtype} into "
+                             f"{out.shape} {out.dtype}")
         if out.size == 0:
             return out
         for parts in product(*(axis_parts(a, b, c) for (a, b), c in
@@ -379,17 +386,23 @@ def open_plain(location: str) -> PlainArray | None:
     return None if layout is None else PlainArray(location, *layout)
 
 
-def read(location: str | PlainArray, region: tuple[slice, ...] = ()) -> np.ndarray:
+def read(location: str | PlainArray, region: tuple[slice, ...] = (),
+         out: np.ndarray | None = None) -> np.ndarray:
     """array[region] for any zarr array: directly when plain, else through zarr.
 
     location: the array's folder, or an opened `PlainArray`; region: step-1 slices of
-    the leading axes (the rest whole).
+    the leading axes (the rest whole); out: where to put it (plain arrays are read
+    straight into it), else a new array.
     """
     array = location if isinstance(location, PlainArray) else open_plain(location)
     if array is None:
         target = zarr_array(str(location), "r")
-        return target[region + (slice(None),) * (target.ndim - len(region))]
-    return array.read_region(region + (slice(None),) * (len(array.shape) - len(region)))
+        values = target[region + (slice(None),) * (target.ndim - len(region))]
+        if out is None:
+            return values
+        out[...] = values
+        return out
+    return array.read_region(region + (slice(None),) * (len(array.shape) - len(region)), out)
 
 
 def write_rows(location: str, start: int, data: np.ndarray, write_empty: bool = True) -> None:

@@ -365,6 +365,29 @@ def checked_version(attrs: Mapping[str, Any], location: str, fmt: str,
     return version
 
 
+# What RawStore instances of one unchanged local store share in a process: a downsample
+# worker opens the store once per task, and parsing the consolidated metadata and the
+# index each time cost a few milliseconds a task at NTU-60 size.
+_SHARED = ("attrs", "version", "_nodes", "_arrays", "offsets", "shard", "position")
+_OPENED: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}
+
+
+def _stamp(location: str) -> tuple[int, int, int] | None:
+    """(inode, mtime ns, size) of a local store's zarr.json (replaced last, by a rename,
+    whenever the store is written), or None for an object store or a missing file."""
+    import os
+
+    from asar_data import storage
+
+    if storage.is_url(location):
+        return None
+    try:
+        st = os.stat(os.path.join(location, "zarr.json"))
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
 class RawStore:
     """Read access to a raw store: the index in memory, frames on demand.
 
@@ -376,23 +399,32 @@ class RawStore:
 
     def __init__(self, location: str):
         self.location = location
+        self._meta: dict[str, np.ndarray] = {}
+        stamp = _stamp(location)
+        opened = _OPENED.get(location)
+        if stamp is not None and opened is not None and opened[0] == stamp:
+            self.__dict__.update(opened[1])  # opened before in this process, unchanged
+            return
         meta = group_metadata(location)
         self.attrs = dict(meta.get("attributes") or {})
         self.version = checked_version(self.attrs, location, RAW_FORMAT, READABLE_VERSIONS,
                                        "raw store", "asar-cli ingest ...", RawStoreError)
         self._nodes = (meta.get("consolidated_metadata") or {}).get("metadata") or {}
         self._arrays: dict[str, Any] = {}
-        self._meta: dict[str, np.ndarray] = {}
         if self.version == 1:  # one concatenated frame array at the root: one shard
             self.offsets = self._read("offsets")
             n = len(self.offsets) - 1
             self.shard = np.zeros(n, np.int32)
             self.position = self.offsets[:-1]
         else:
-            frame_count = self.meta("frame_count").astype(np.int64)
+            frame_count = self._read("frame_count").astype(np.int64)
             self.offsets = np.concatenate([[0], np.cumsum(frame_count)])
             self.shard = self._read("shard")
             self.position = self._read("position")
+        for a in (self.offsets, self.shard, self.position):
+            a.flags.writeable = False
+        if stamp is not None:
+            _OPENED[location] = stamp, {k: getattr(self, k) for k in _SHARED}
 
     @cached_property
     def root(self) -> Any:
@@ -410,15 +442,20 @@ class RawStore:
     def bodies(self) -> int:
         return int(self.attrs["bodies"])
 
-    def _read(self, path: str, rows: tuple[slice, ...] = ()) -> np.ndarray:
-        """array[rows] of an array of the store (step-1 slices of its leading axes):
-        plain arrays directly, the others (compressed) through zarr."""
+    def _read(self, path: str, rows: tuple[slice, ...] = (), out: np.ndarray | None = None
+              ) -> np.ndarray:
+        """array[rows] of an array of the store (step-1 slices of its leading axes), new or
+        into `out`: plain arrays directly, the others (compressed) through zarr."""
         from asar_data import chunk_io
 
         array = self._array(path)
         if isinstance(array, chunk_io.PlainArray):
-            return chunk_io.read(array, rows)
-        return array[rows] if rows else array[...]
+            return chunk_io.read(array, rows, out)
+        values = array[rows] if rows else array[...]
+        if out is None:
+            return values
+        out[...] = values
+        return out
 
     def meta(self, key: str) -> np.ndarray:
         """One per-sample metadata array (numbers read directly when stored plain)."""
@@ -468,19 +505,15 @@ class RawStore:
         """
         m = self.bodies if bodies is None else min(bodies, self.bodies)
         offsets = self.offsets[start:stop + 1] - self.offsets[start]
-        xyz_parts, id_parts = [], []
-        for s, r0, r1 in self._runs(start, stop):
+        xyz = np.empty((int(offsets[-1]), m, 3, JOINTS), np.float32)
+        body_id = np.empty((len(xyz), m), np.uint64) if ids else None
+        at = 0
+        for s, r0, r1 in self._runs(start, stop):  # each shard's rows straight into place
             rows = (slice(r0, r1), slice(0, m))
-            xyz_parts.append(self._read(self._frames_path(s, "xyz"), rows))
-            if ids:
-                id_parts.append(self._read(self._frames_path(s, "body_id"), rows))
-        if not xyz_parts:
-            return (np.zeros((0, m, 3, JOINTS), np.float32),
-                    np.zeros((0, m), np.uint64) if ids else None, offsets)
-        xyz = xyz_parts[0] if len(xyz_parts) == 1 else np.concatenate(xyz_parts)
-        body_id = None
-        if ids:
-            body_id = id_parts[0] if len(id_parts) == 1 else np.concatenate(id_parts)
+            self._read(self._frames_path(s, "xyz"), rows, xyz[at:at + r1 - r0])
+            if body_id is not None:
+                self._read(self._frames_path(s, "body_id"), rows, body_id[at:at + r1 - r0])
+            at += r1 - r0
         return xyz, body_id, offsets
 
     def _runs(self, start: int, stop: int) -> list[tuple[int, int, int]]:
