@@ -72,7 +72,7 @@ STRING_FIELDS = {k for k, (dt, _) in META_FIELDS.items() if dt == "U"}
 SEGMENT_FIELDS = ("label_line", "first_frame", "last_frame")
 
 
-class RawStoreError(AsarError):
+class RawStoreError(AsarError, ValueError):
     """A raw store this version cannot read (the message says what to run)."""
 
 
