@@ -9,8 +9,9 @@ them out (`zarr.json` metadata beside them):
   chunk file is the chunk's values in C order, nothing else;
 - the chunk grid is `regular` and every chunk is stored at the full chunk shape
   (an edge chunk is padded, with the fill value here);
-- the chunk key encoding is `default` with the "/" separator: chunk (i, j, ...)
-  of the array at `<array>` is the file `<array>/c/i/j/...`; a missing chunk file
+- the chunk key encoding is `default`: chunk (i, j, ...) of the array at `<array>`
+  is the file `<array>/c/i/j/...` ("/" separator) or `<array>/c.i.j...` ("."
+  separator: no folder per index, which the raw store uses); a missing chunk file
   reads as the fill value.
 
 `open_plain` reads and checks an array's metadata and returns a `PlainArray` (or
@@ -51,7 +52,8 @@ class PlainArray:
     """An array stored in the plain format: where its chunks are and how they are laid out.
 
     location: the array's folder (path or URL); shape, chunks: array and chunk shapes;
-    dtype: little-endian; fill: a 0-d array of dtype, what missing chunks hold.
+    dtype: little-endian; fill: a 0-d array of dtype, what missing chunks hold;
+    separator: of the chunk keys, "/" or ".".
     """
 
     location: str
@@ -59,6 +61,7 @@ class PlainArray:
     chunks: tuple[int, ...]
     dtype: np.dtype
     fill: np.ndarray
+    separator: str = "/"
 
     @property
     def grid(self) -> tuple[int, ...]:
@@ -70,8 +73,8 @@ class PlainArray:
         return math.prod(self.chunks) * self.dtype.itemsize
 
     def key(self, index: tuple[int, ...]) -> str:
-        """The location of chunk `index` (the default key encoding, "/" separator)."""
-        return storage.join(self.location, "c", *map(str, index))
+        """The location of chunk `index` (the default key encoding)."""
+        return chunk_key(self.location, index, self.separator)
 
     def read_chunk(self, index: tuple[int, ...], rows: tuple[int, int] | None = None
                    ) -> np.ndarray:
@@ -267,12 +270,19 @@ def _json_fill(value: Any, dtype: np.dtype) -> Any:
     return value
 
 
+def chunk_key(location: str, index: tuple[int, ...], separator: str = "/") -> str:
+    """Where chunk `index` of the array at `location` is (zarr v3's default key encoding)."""
+    if separator == "/":
+        return storage.join(location, "c", *map(str, index))
+    return storage.join(location, separator.join(("c", *map(str, index))))
+
+
 def _node(node_type: str, shape: tuple[int, ...], data_type: str, chunks: tuple[int, ...],
           fill: Any, codecs: list[dict[str, Any]], dimension_names: tuple[str, ...] | None,
-          attributes: dict[str, Any] | None) -> dict[str, Any]:
+          attributes: dict[str, Any] | None, separator: str) -> dict[str, Any]:
     meta = {"shape": list(shape), "data_type": data_type,
             "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(chunks)}},
-            "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+            "chunk_key_encoding": {"name": "default", "configuration": {"separator": separator}},
             "fill_value": fill, "codecs": codecs, "attributes": dict(attributes or {})}
     if dimension_names is not None:
         meta["dimension_names"] = list(dimension_names)
@@ -282,13 +292,14 @@ def _node(node_type: str, shape: tuple[int, ...], data_type: str, chunks: tuple[
 
 def plain_array_metadata(shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ...],
                          fill_value: Any = 0, dimension_names: tuple[str, ...] | None = None,
-                         attributes: dict[str, Any] | None = None) -> dict[str, Any]:
+                         attributes: dict[str, Any] | None = None, separator: str = "/"
+                         ) -> dict[str, Any]:
     """The zarr.json of a plain array (what zarr writes for `compressors=None`)."""
     dtype = np.dtype(dtype)
     if dtype.name not in PLAIN_TYPES:
         raise ValueError(f"{dtype} is not a plain zarr data type")
     return _node("array", tuple(shape), dtype.name, tuple(chunks), _json_fill(fill_value, dtype),
-                 [_bytes_codec(dtype)], dimension_names, attributes)
+                 [_bytes_codec(dtype)], dimension_names, attributes, separator)
 
 
 def write_metadata(location: str, meta: dict[str, Any]) -> None:
@@ -317,25 +328,28 @@ def create_plain(location: str, shape: tuple[int, ...], dtype: Any, chunks: tupl
 
 
 def string_array_metadata(n: int, dimension_names: tuple[str, ...] | None = None,
-                          attributes: dict[str, Any] | None = None) -> dict[str, Any]:
+                          attributes: dict[str, Any] | None = None, separator: str = "/"
+                          ) -> dict[str, Any]:
     """The zarr.json of a 1-d array of n strings in one chunk (`string`, `vlen-utf8`)."""
     return _node("array", (n,), "string", (max(n, 1),), "",
-                 [{"name": "vlen-utf8", "configuration": {}}], dimension_names, attributes)
+                 [{"name": "vlen-utf8", "configuration": {}}], dimension_names, attributes,
+                 separator)
 
 
 def write_strings(location: str, values: Any, dimension_names: tuple[str, ...] | None = None,
-                  attributes: dict[str, Any] | None = None) -> dict[str, Any]:
+                  attributes: dict[str, Any] | None = None, separator: str = "/"
+                  ) -> dict[str, Any]:
     """Write a 1-d array of strings as one chunk (the `vlen-utf8` layout: the count, then
     each string's UTF-8 byte length and bytes, all little-endian uint32); returns its
     metadata. zarr reads it as its `string` type."""
     encoded = [str(v).encode() for v in values]
-    meta = string_array_metadata(len(encoded), dimension_names, attributes)
+    meta = string_array_metadata(len(encoded), dimension_names, attributes, separator)
     if encoded:
         parts = [struct.pack("<I", len(encoded))]
         for e in encoded:
             parts += (struct.pack("<I", len(e)), e)
         data = b"".join(parts)
-        chunk = storage.join(location, "c", "0")
+        chunk = chunk_key(location, (0,), separator)
         if storage.is_url(chunk):
             storage.write_bytes(chunk, data)
         else:
@@ -345,8 +359,9 @@ def write_strings(location: str, values: Any, dimension_names: tuple[str, ...] |
 
 
 def plain_metadata(meta: dict[str, Any]) -> tuple[tuple[int, ...], tuple[int, ...], np.dtype,
-                                                   np.ndarray] | None:
-    """(shape, chunks, dtype, fill) of an array's zarr.json, or None when it is not plain."""
+                                                   np.ndarray, str] | None:
+    """(shape, chunks, dtype, fill, key separator) of an array's zarr.json, or None when it
+    is not plain."""
     codecs = meta.get("codecs") or [{}]
     grid = meta.get("chunk_grid") or {}
     keys = meta.get("chunk_key_encoding") or {}
@@ -355,7 +370,7 @@ def plain_metadata(meta: dict[str, Any]) -> tuple[tuple[int, ...], tuple[int, ..
             or meta.get("storage_transformers") or len(codecs) != 1
             or codecs[0].get("name") != "bytes" or grid.get("name") != "regular"
             or keys.get("name") != "default"
-            or (keys.get("configuration") or {}).get("separator", "/") != "/"
+            or (keys.get("configuration") or {}).get("separator", "/") not in ("/", ".")
             or not isinstance(dtype_name, str) or dtype_name not in PLAIN_TYPES):
         return None
     dtype = np.dtype(dtype_name).newbyteorder("<")
@@ -373,7 +388,8 @@ def plain_metadata(meta: dict[str, Any]) -> tuple[tuple[int, ...], tuple[int, ..
     chunks = tuple(int(c) for c in grid["configuration"]["chunk_shape"])
     if len(chunks) != len(shape) or min(chunks, default=1) < 1:
         return None
-    return shape, chunks, dtype, np.array(fill_value, dtype)
+    separator = (keys.get("configuration") or {}).get("separator", "/")
+    return shape, chunks, dtype, np.array(fill_value, dtype), separator
 
 
 def open_plain(location: str) -> PlainArray | None:

@@ -50,6 +50,7 @@ JOINTS = 25
 CHUNK_FRAMES = 8192
 BODY_CHUNK = 2
 SHARDS = "shards"
+KEYS = "."  # chunk keys `c.0.0.0.0`: one file per chunk, no folder per index
 FRAME_DIMS = ("frame", "body", "coordinate", "joint")
 INDEX_FIELDS = ("shard", "position")
 
@@ -168,9 +169,9 @@ def shard_arrays(frames: int, bodies: int) -> dict[str, dict[str, Any]]:
     return {
         "xyz": chunk_io.plain_array_metadata(
             (frames, bodies, 3, JOINTS), "float32", (rows, BODY_CHUNK, 3, JOINTS), 0.0,
-            FRAME_DIMS, {"units": "metres"}),
+            FRAME_DIMS, {"units": "metres"}, KEYS),
         "body_id": chunk_io.plain_array_metadata(
-            (frames, bodies), "uint64", (rows, BODY_CHUNK), 0, FRAME_DIMS[:2]),
+            (frames, bodies), "uint64", (rows, BODY_CHUNK), 0, FRAME_DIMS[:2], None, KEYS),
     }
 
 
@@ -279,12 +280,12 @@ def finalise(location: str, shards: int, bodies: int, attrs: Mapping[str, Any]) 
         array = storage.join(location, k)
         dims = ("sample", "segment_field") if v.ndim == 2 else ("sample",)
         if k in STRING_FIELDS:
-            nodes[k] = chunk_io.write_strings(array, v, dims)
+            nodes[k] = chunk_io.write_strings(array, v, dims, None, KEYS)
             continue
         fill = META_FIELDS[k][1] if k in META_FIELDS else 0
         nodes[k] = chunk_io.plain_array_metadata(
             v.shape, v.dtype, (max(n, 1),) + v.shape[1:], fill, dims,
-            {"segment_field": list(SEGMENT_FIELDS)} if k == "segment" else None)
+            {"segment_field": list(SEGMENT_FIELDS)} if k == "segment" else None, KEYS)
         chunk_io.write_metadata(array, nodes[k])
         if n:
             chunk_io.write_rows(array, 0, v)

@@ -182,3 +182,18 @@ def test_leftovers_of_interrupted_writes_are_removed_and_nothing_else(tmp_path):
         (folder / name).write_bytes(b"x")
     assert chunk_io.remove_partial_writes(str(tmp_path / "s.zarr")) == 3
     assert sorted(p.name for p in folder.iterdir()) == ["0", "zarr.json"]
+
+
+def test_dot_separated_chunk_keys_are_read_and_written_as_zarr_does(store):
+    group = _group(store)
+    z = group.create_array("d", shape=(10, 3), chunks=(4, 3), dtype="float32", fill_value=0.0,
+                           compressors=None,
+                           chunk_key_encoding={"name": "default", "separator": "."})
+    x = _values((10, 3))
+    z[:] = x
+    assert np.array_equal(chunk_io.read(f"{store}/d", (slice(3, 9),)), x[3:9])
+    meta = chunk_io.plain_array_metadata((10, 3), "float32", (4, 3), separator=".")
+    chunk_io.write_metadata(f"{store}/e", meta)
+    chunk_io.write_rows(f"{store}/e", 0, x)
+    assert chunk_io.read_object(f"{store}/e/c.2.0") is not None  # one file, no folders
+    assert np.array_equal(zarr.open_array(store=zarr_store(f"{store}/e"), mode="r")[:], x)
