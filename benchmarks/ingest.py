@@ -14,8 +14,9 @@ in one run:
    `--reference-subset N` times it on N files spread over the folder and scales.
 2. For each folder, the whole command in a new process, as a user runs it:
    `asar-cli ingest ntu --raw DIR --workdir NEW --workers 1` pinned to one core, then
-   `--workers 2` on the cores this script started with (a local dask cluster, its
-   start-up included). Each run writes a new workspace (nothing to remove first).
+   `--workers 2` on the cores this script started with (two forked local worker
+   processes, their start included). Each run writes a new workspace (nothing to
+   remove first).
    Wall and CPU seconds (the command and its children, `wait4`), the peak memory of
    its largest process, MB/s, and the ratios: to the reference reader (wall, and CPU)
    and, for 2 workers, to 1 worker.
