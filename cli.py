@@ -138,7 +138,7 @@ def cluster_options(fn: Callable) -> Callable:
     )(fn)
     fn = click.option(
         "--workers", type=click.IntRange(min=1), default=None,
-        help="Worker processes of the local dask cluster [default: CPU count, max 8].",
+        help="Local worker processes (forked) [default: CPU count, max 8].",
     )(fn)
     fn = wait_option(fn)
     return click.option("--force", is_flag=True, help="Redo the stage even if it is up to date.")(
@@ -311,14 +311,8 @@ def ingest() -> None:
 
 
 def _ingest_summary(result: Any, as_json: bool, quiet: bool) -> None:
-    if not hasattr(result, "output"):  # TODO(lead): remove once ingest runs on the runner
-        from pipelines.runner import StageResult
-
-        result = StageResult("ingest", result.store, result.action, result.reason,
-                             result.summary, {"dataset": result.dataset, "report": result.report,
-                                              "problems": result.problems})
     s = result.summary
-    dataset = getattr(result, "dataset", s.get("dataset", ""))
+    dataset = result.dataset
     if result.action == "skip" and not as_json:
         note(quiet, f"[green]{dataset}[/]: up to date, nothing to do ({result.output})")
     rows = [("dataset", dataset), ("store", result.output),
@@ -331,11 +325,11 @@ def _ingest_summary(result: Any, as_json: bool, quiet: bool) -> None:
     if s.get("bytes") and s.get("seconds"):
         rows.append(("speed", f"{s['bytes'] / s['seconds'] / 1e6:.1f} MB/s"))
     rows.append(("seconds", s.get("seconds")))
-    report = getattr(result, "report", None) or s.get("report")
+    report = result.report
     rows.append(("report", report))
     emit(as_json, result.to_json(), f"ingest {dataset}", rows)
     if not as_json:
-        _print_problems(getattr(result, "problems", None) or [], report)
+        _print_problems(result.problems, report)
 
 
 def _print_problems(problems: list[Any], report: str, examples: int = 3) -> None:
@@ -381,13 +375,8 @@ def ingest_ntu_cmd(raw, dataset, keep_missing, max_bodies, shard_files, name, wo
     result = ingest_ntu(workspace(workdir), raw, dataset=dataset, bodies=max_bodies,
                         skip_missing=not keep_missing, workers=workers, scheduler=scheduler,
                         force=force, progress=progress(quiet or as_json),
-                        shard_files=shard_files, name=name, **_wait(wait))
+                        shard_files=shard_files, name=name, wait=wait)
     _ingest_summary(result, as_json, quiet)
-
-
-def _wait(wait: bool) -> dict[str, Any]:
-    """The wait option for stage functions that take it (all but not-yet-converted ones)."""
-    return {"wait": True} if wait else {}
 
 
 @ingest.command("pku")
@@ -409,7 +398,7 @@ def ingest_pku_cmd(part, raw, skeletons, labels, split_cs, split_cv, workdir, fo
     splits = {k: v for k, v in (("cs", split_cs), ("cv", split_cv)) if v}
     result = ingest_pku(workspace(workdir), raw, part=int(part), skeletons=skeletons,
                         labels=labels, split_files=splits, workers=workers, scheduler=scheduler,
-                        force=force, progress=progress(quiet or as_json), **_wait(wait))
+                        force=force, progress=progress(quiet or as_json), wait=wait)
     _ingest_summary(result, as_json, quiet)
 
 
@@ -432,7 +421,7 @@ def ingest_reference_cmd(data, labels, name, val_data, val_labels, classes, work
     result = ingest_reference(workspace(workdir), name, data, labels, val_data=val_data,
                               val_labels=val_labels, classes=classes, workers=workers,
                               scheduler=scheduler, force=force,
-                              progress=progress(quiet or as_json), **_wait(wait))
+                              progress=progress(quiet or as_json), wait=wait)
     _ingest_summary(result, as_json, quiet)
 
 

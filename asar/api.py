@@ -46,9 +46,9 @@ class Dataset:
 
     @property
     def action_names(self) -> list[str]:
-        from asar_data.actions import action_names
+        from pipelines.evaluate import store_action_names
 
-        return action_names(str(self.store.attrs.get("dataset", self.name)), self.classes)
+        return store_action_names(self.store, self.classes)
 
     def __len__(self) -> int:
         return len(self.store)

@@ -1,8 +1,15 @@
 """The 50-frame store: the fixed-size representation the models train on.
 
-`data` (N, 3, T, 25, 2) float32 with dimension names `sample, xyz, frame, joint,
-body`, chunked along samples; `label`, `name`, `valid_length` per sample; and
-`split/<benchmark>/{train,test}` index arrays for every benchmark of the dataset.
+`data` (N, 3, T, 25, 2) float32 metres with dimension names `sample, coordinate, frame,
+joint, body`, chunked along samples; `label`, `name`, `valid_length` per sample; and
+for every benchmark of the dataset the index arrays `split_<benchmark>_train` and
+`split_<benchmark>_test`, each with its own dimension (`<benchmark>_train`, ...).
+Attributes give the units, the joint names and, when the dataset's are known,
+`action_names`. The metadata is consolidated, so `xarray.open_zarr` opens it in one
+read: `ds.isel(sample=ds.split_xview_train.values)` is the xview training set.
+
+Format version 2; a version-1 store (dimension `xyz`, splits in `split/<b>/<side>`,
+no consolidated metadata) is still read (`FramesStore`).
 
 `data` and `valid_length` are stored uncompressed (zarr v3's plain format): the
 coordinates barely compress (zstd halved the synthetic store only through absent
@@ -17,9 +24,17 @@ from typing import Any
 
 import numpy as np
 
+from asar_data.errors import AsarError
+
 FRAMES_FORMAT = "asar-frames"
-FRAMES_VERSION = 1
-DIMS = ("sample", "xyz", "frame", "joint", "body")
+FRAMES_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+DIMS = ("sample", "coordinate", "frame", "joint", "body")
+
+
+def split_array(benchmark: str, side: str) -> str:
+    """The array of one side ("train" | "test") of a benchmark: `split_xview_train`."""
+    return f"split_{benchmark}_{side}"
 
 
 def _store(location: str, read_only: bool = False):
@@ -36,10 +51,11 @@ def create(location: str, samples: int, frames: int, chunk: int) -> None:
     root.create_array(
         "data", shape=(samples, 3, frames, 25, 2), dtype="float32",
         chunks=(chunk, 3, frames, 25, 2), dimension_names=DIMS, compressors=None,
-        fill_value=0.0,
+        fill_value=0.0, attributes={"units": "metres"},
     )
     root.create_array("valid_length", shape=(samples,), dtype="int32", chunks=(chunk,),
-                      dimension_names=("sample",), compressors=None, fill_value=0)
+                      dimension_names=("sample",), compressors=None, fill_value=0,
+                      attributes={"units": "frames"})
 
 
 def exists(location: str) -> bool:
@@ -79,10 +95,22 @@ def finalise(
     splits: Mapping[str, tuple[np.ndarray, np.ndarray]],
     attrs: Mapping[str, Any],
 ) -> None:
-    """Write the per-sample arrays, the split indices and the attributes."""
+    """Write the per-sample arrays, the split indices and the attributes, then consolidate
+    the metadata (the last write).
+
+    attrs: the dataset's attributes (dataset, kind, benchmarks, classes, frames, ...);
+    `action_names` (one per class), when given, is stored with them.
+    """
+    import warnings
+
     import zarr
 
-    root = zarr.open_group(store=_store(location), mode="r+")
+    from asar_data import chunk_io
+    from asar_data.skeleton import JOINT_NAMES
+
+    chunk_io.remove_partial_writes(location)  # left by workers killed mid-write
+    store = _store(location)
+    root = zarr.open_group(store=store, mode="r+")
     n = len(labels)
     root.create_array("label", data=np.asarray(labels, np.int64), chunks=(max(n, 1),),
                       dimension_names=("sample",), overwrite=True)
@@ -93,9 +121,18 @@ def finalise(
     for bench, (train, test) in splits.items():
         for side, idx in (("train", train), ("test", test)):
             idx = np.asarray(idx, np.int64)
-            root.create_array(f"split/{bench}/{side}", data=idx, chunks=(max(len(idx), 1),),
-                              dimension_names=("index",), overwrite=True)
-    root.attrs.update({"format": FRAMES_FORMAT, "version": FRAMES_VERSION, **dict(attrs)})
+            root.create_array(split_array(bench, side), data=idx, chunks=(max(len(idx), 1),),
+                              dimension_names=(f"{bench}_{side}",), overwrite=True,
+                              attributes={"description": "indices into sample"})
+    root.attrs.update({"format": FRAMES_FORMAT, "version": FRAMES_VERSION, "units": "metres",
+                       "joint_names": list(JOINT_NAMES), **dict(attrs)})
+    with warnings.catch_warnings():  # "consolidated metadata is not part of the v3 spec"
+        warnings.simplefilter("ignore", UserWarning)
+        zarr.consolidate_metadata(store)
+
+
+class FramesStoreError(AsarError, ValueError):
+    """A 50-frame store this version cannot read (the message says what to run)."""
 
 
 class FramesStore:
@@ -104,11 +141,14 @@ class FramesStore:
     def __init__(self, location: str):
         import zarr
 
+        from asar_data.raw_store import checked_version
+
         self.location = location
         self.root = zarr.open_group(store=_store(location, read_only=True), mode="r")
         self.attrs = dict(self.root.attrs)
-        if self.attrs.get("format") != FRAMES_FORMAT:
-            raise ValueError(f"{location} is not a complete asar 50-frame store")
+        self.version = checked_version(self.attrs, location, FRAMES_FORMAT, READABLE_VERSIONS,
+                                       "50-frame store", "asar-cli downsample",
+                                       FramesStoreError)
         self.data = self.root["data"]
         self.labels = self.root["label"][:]
         self.valid_length = self.root["valid_length"][:]
@@ -141,7 +181,8 @@ class FramesStore:
                 f"{self.attrs.get('dataset')} has no benchmark {benchmark!r} "
                 f"(it has: {', '.join(self.benchmarks)})"
             )
-        return self.root[f"split/{benchmark}/{side}"][:]
+        path = f"split/{benchmark}/{side}" if self.version == 1 else split_array(benchmark, side)
+        return self.root[path][:]
 
     def read(self, indices: np.ndarray) -> np.ndarray:
         """(len(indices), 3, T, 25, 2) float32, reading whole chunks."""

@@ -48,9 +48,42 @@ def _stem(name: str) -> str:
 
 
 def parse_ntu_name(name: str) -> NtuName | None:
-    """`S001C002P003R002A013` or `S001C002P003R002A013.skeleton` -> NtuName; None otherwise."""
+    """`S001C002P003R002A013` or `S001C002P003R002A013.skeleton` -> NtuName; None otherwise.
+
+    Only the pattern is checked: `ntu_name_problem` says whether the numbers are in range.
+    """
     m = _NTU.fullmatch(_stem(name))
     return None if m is None else NtuName(*(int(g) for g in m.groups()))
+
+
+# The ranges of each field (inclusive): NTU-120's, and NTU-60's where they are smaller.
+NTU_RANGES: dict[str, dict[str, tuple[int, int]]] = {
+    "ntu120": {"setup": (1, 32), "camera": (1, 3), "subject": (1, 106), "replication": (1, 2),
+               "action": (1, 120)},
+    "ntu60": {"setup": (1, 17), "camera": (1, 3), "subject": (1, 40), "replication": (1, 2),
+              "action": (1, 60)},
+}
+
+
+def ntu_name_problem(name: NtuName, dataset: str = "ntu120") -> str | None:
+    """Why a sample name cannot belong to `dataset` (ntu60 / ntu120), or None if it can.
+
+    E.g. "action 999 is outside 1-120". A name within NTU-120's ranges but not NTU-60's
+    is a valid NTU-120 sample (`ntu_dataset_of`).
+    """
+    for field, (low, high) in NTU_RANGES[dataset].items():
+        value = getattr(name, field)
+        if not low <= value <= high:
+            return f"{field} {value} is outside {low}-{high}"
+    return None
+
+
+def ntu_dataset_of(name: NtuName) -> str | None:
+    """The smallest release a name belongs to: ntu60, ntu120, or None (out of range)."""
+    for dataset in ("ntu60", "ntu120"):
+        if ntu_name_problem(name, dataset) is None:
+            return dataset
+    return None
 
 
 def ntu_name_fields(names: Sequence[str]) -> dict[str, np.ndarray]:

@@ -18,9 +18,16 @@ Two paths give the same arrays:
   and raises `SkeletonFormatError` with the line and reason otherwise.
 
 Text after the declared frames is ignored, as the reference reader does.
+
+A kept x, y or z that is not a finite float32 number (`nan`, `inf`, `1e300`: stores
+hold float32) makes the file unreadable (`SkeletonFormatError` with its line), as any
+other bad value; the values of bodies beyond `max_bodies` are only checked to be
+numbers. The compiled path needs no check: every value it reads exactly is below
+2**53 * 10**22 < 3.4e38; only its fix-ups are checked.
 """
 from __future__ import annotations
 
+import gc
 import re
 import threading
 from dataclasses import dataclass
@@ -31,6 +38,8 @@ JOINTS = 25
 BODY_VALUES = 10
 JOINT_VALUES = 12
 MAX_BODY_COUNT = np.iinfo(np.int16).max
+# float64 values at or beyond this (in magnitude) round to an infinite float32
+FLOAT32_OVERFLOW = 2.0**128 - 2.0**103
 
 
 class SkeletonFormatError(ValueError):
@@ -77,6 +86,23 @@ def parse_ntu(data: bytes, max_bodies: int = 2) -> NtuSkeleton:
     return result
 
 
+def parse_ntu_frames(data: bytes, max_bodies: int = 2) -> NtuSkeleton:
+    """`parse_ntu` with x, y, z as the raw store holds them: float32 (T, M, 3, 25).
+
+    The same values as `parse_ntu(...).xyz.astype(np.float32).transpose(0, 1, 3, 2)`,
+    written so by the compiled path directly (no float64 copy, no transposed copy).
+    """
+    if max_bodies < 1:
+        raise ValueError(f"max_bodies must be at least 1, not {max_bodies}")
+    data = bytes(data)
+    result = _parse_fast(data, max_bodies, np.float32)
+    if result is None:
+        sk = _parse_lines(data, max_bodies)
+        result = NtuSkeleton(np.ascontiguousarray(
+            sk.xyz.astype(np.float32).transpose(0, 1, 3, 2)), sk.body_id, sk.body_count)
+    return result
+
+
 # ---------------------------------------------------------------- line-by-line path
 
 
@@ -105,6 +131,19 @@ class _Lines:
             return None
         self.pos += 1
         return self.pos, self.lines[self.pos - 1].split()
+
+
+def finite_float32(value: float) -> bool:
+    """Whether a float64 stays finite once stored as float32 (no nan, inf, 1e300)."""
+    return abs(value) < FLOAT32_OVERFLOW  # False for nan too
+
+
+def _coordinate(tokens: list[bytes], values: list[float], line: int) -> None:
+    """Refuse a kept x, y or z that is not finite as float32."""
+    for axis, (token, value) in enumerate(zip(tokens[:3], values[:3], strict=True)):
+        if not finite_float32(value):
+            raise SkeletonFormatError(
+                line, f'{"xyz"[axis]} "{_decode(token)}" is not a finite float32 number')
 
 
 def _count(tokens: list[bytes], line: int, what: str) -> int:
@@ -175,6 +214,7 @@ def _parse_lines(data: bytes, max_bodies: int) -> NtuSkeleton:
                         line, f"joint line has {len(tokens)} values, expected {JOINT_VALUES}")
                 values = [_float(tok, line) for tok in tokens]
                 if b < max_bodies:
+                    _coordinate(tokens, values, line)
                     xyz[t, b, v] = values[:3]
             if b < max_bodies:
                 body_id[t, b] = ident
@@ -184,16 +224,36 @@ def _parse_lines(data: bytes, max_bodies: int) -> NtuSkeleton:
 # ---------------------------------------------------------------- compiled path
 
 _kernel_module = None
+_kernel_settled = False
 
 
 def _kernel():
-    """The numba kernel module, imported (and its compiled code loaded) on first use."""
+    """The numba kernel module, imported on first use (its machine code loads on its
+    first call for each output type)."""
     global _kernel_module
     if _kernel_module is None:
         from asar_data import ntu_kernel
 
         _kernel_module = ntu_kernel
     return _kernel_module
+
+
+def load_kernel() -> None:
+    """Load the compiled reader now (the store layout's signature): worker processes
+    forked afterwards share it instead of each loading it again."""
+    _parse_fast(b"1\n0\n", 1, np.float32)
+
+
+def _settle_kernel() -> None:
+    """After the kernel's first call: numba's import and the loading of machine code
+    leave hundreds of thousands of long-lived objects (typing registries, LLVM wrappers).
+    Freezing them out of the cyclic garbage collector stops it re-scanning them on
+    every full collection and once more at exit (a quarter of a second, measured, of a
+    two-second ingest command)."""
+    global _kernel_settled
+    if not _kernel_settled:
+        gc.freeze()
+        _kernel_settled = True
 
 
 # Line 1 in the plain form: one count of up to 18 digits, blanks around it, a line end.
@@ -210,8 +270,15 @@ class _Fixups(threading.local):
 _fixups = _Fixups()
 
 
-def _parse_fast(data: bytes, max_bodies: int) -> NtuSkeleton | None:
-    """The compiled reader; None when the text is not in its plain form (see ntu_kernel)."""
+# coordinate k of joint v at flat[step[0] v + step[1] k] of each (frame, body slot)
+_STEPS = {np.dtype(np.float64): np.array([3, 1]),   # (T, M, 25, 3): parse_ntu
+          np.dtype(np.float32): np.array([1, 25])}  # (T, M, 3, 25): parse_ntu_frames
+
+
+def _parse_fast(data: bytes, max_bodies: int, dtype: type = np.float64) -> NtuSkeleton | None:
+    """The compiled reader; None when the text is not in its plain form (see ntu_kernel).
+
+    dtype float64: xyz (T, M, 25, 3); float32: (T, M, 3, 25)."""
     first = _FRAME_COUNT_LINE.match(data)
     if first is None:
         return None
@@ -225,20 +292,28 @@ def _parse_fast(data: bytes, max_bodies: int) -> NtuSkeleton | None:
     max_bodies = int(max_bodies)  # one compiled signature: int64
     # The kernel wants a final LF; appended, it ends the last line: the same lines.
     buf = np.frombuffer(data if data.endswith(b"\n") else data + b"\n", np.uint8)
-    xyz = np.empty((n_frames, max_bodies, JOINTS, 3))
+    dtype = np.dtype(dtype)
+    step = _STEPS[dtype]
+    shape = (JOINTS, 3) if step[0] == 3 else (3, JOINTS)
+    xyz = np.empty((n_frames, max_bodies, *shape), dtype)
     flat = xyz.reshape(-1)
     body_id = np.empty((n_frames, max_bodies), np.uint64)
     body_count = np.empty(n_frames, np.int16)
     fixups = _fixups.array
     code, n_fixups = kernel.parse(
-        buf, first.end(), n_frames, max_bodies, flat, body_id, body_count, fixups)
+        buf, first.end(), n_frames, max_bodies, flat, step, body_id, body_count, fixups)
     if code == kernel.FULL:  # again, with room for every x, y, z
         fixups = np.empty((len(flat), 3), np.int64)
         code, n_fixups = kernel.parse(
-            buf, first.end(), n_frames, max_bodies, flat, body_id, body_count, fixups)
+            buf, first.end(), n_frames, max_bodies, flat, step, body_id, body_count, fixups)
+    _settle_kernel()
     if code != kernel.OK:
         return None
-    # x, y, z beyond the kernel's exact range: Python's float reads them
+    # x, y, z beyond the kernel's exact range: Python's float reads them; one that is
+    # not finite as float32 sends the file to the line reader, which names its line
     for start, stop, at in fixups[:n_fixups].tolist():
-        flat[at] = float(data[start:stop])
+        value = float(data[start:stop])
+        if not finite_float32(value):
+            return None
+        flat[at] = value
     return NtuSkeleton(xyz, body_id, body_count)

@@ -207,13 +207,14 @@ def _body_line(buf, i):
 
 
 @njit(cache=True, nogil=True)
-def _joint_lines(buf, pos, flat, at, fixups, n_fixups):
+def _joint_lines(buf, pos, flat, at, step, fixups, n_fixups):
     """Read the 25 joint lines of a body from pos on.
 
-    x, y, z of joint v go to flat[at + 3 v:][:3]; at < 0: the values are only checked.
-    Returns (next line start, fix-ups used); next line start -1: not plain (SLOW),
-    -2: more fix-ups than fixups has room for (FULL).
+    Coordinate k of joint v goes to flat[at + step[0] v + step[1] k]; at < 0: the
+    values are only checked. Returns (next line start, fix-ups used); next line start
+    -1: not plain (SLOW), -2: more fix-ups than fixups has room for (FULL).
     """
+    joint_step, axis_step = step[0], step[1]
     for v in range(JOINTS):
         if pos >= len(buf):
             return -1, n_fixups
@@ -227,13 +228,14 @@ def _joint_lines(buf, pos, flat, at, fixups, n_fixups):
                 if end < 0:
                     return -1, n_fixups
                 value, ok = _value(mantissa, exponent, negative, exact)
-                flat[at + XYZ * v + k] = value
+                index = at + joint_step * v + axis_step * k
+                flat[index] = value
                 if not ok:
                     if n_fixups == len(fixups):
                         return -2, n_fixups
                     fixups[n_fixups, 0] = i
                     fixups[n_fixups, 1] = end
-                    fixups[n_fixups, 2] = at + XYZ * v + k
+                    fixups[n_fixups, 2] = index
                     n_fixups += 1
                 i = end
         pos = _skip_values(buf, i, rest)
@@ -246,13 +248,15 @@ def _joint_lines(buf, pos, flat, at, fixups, n_fixups):
 
 
 @njit(cache=True, nogil=True)
-def parse(buf, pos, n_frames, max_bodies, flat, body_id, body_count, fixups):
+def parse(buf, pos, n_frames, max_bodies, flat, step, body_id, body_count, fixups):
     """Read n_frames frames from byte pos on (the line after the frame count).
 
     buf: (n,) uint8, the file, ending with LF. flat: (n_frames * max_bodies * 25 * 3,)
-    float64, x, y, z in (frame, body slot, joint, xyz) order; body_id:
-    (n_frames, max_bodies) uint64; body_count: (n_frames,) int16; all filled here
-    (zeros in empty slots). fixups: (k, 3) int64, filled with (value start, value
+    float64 or float32 (each value rounded once, as `astype` would), the 75 x, y, z
+    of each (frame, body slot) in a row, coordinate k of joint v at
+    step[0] v + step[1] k: (3, 1) for (joint, xyz) order, (1, 25) for (xyz, joint);
+    body_id: (n_frames, max_bodies) uint64; body_count: (n_frames,) int16; all filled
+    here (zeros in empty slots). fixups: (k, 3) int64, filled with (value start, value
     end, index into flat) of the x, y, z that only `float` reads exactly.
     Returns (OK, SLOW or FULL, fix-ups used).
     """
@@ -279,7 +283,7 @@ def parse(buf, pos, n_frames, max_bodies, flat, body_id, body_count, fixups):
             if b < max_bodies:
                 body_id[t, b] = ident
                 at = (t * max_bodies + b) * per_body
-            pos, n_fixups = _joint_lines(buf, pos, flat, at, fixups, n_fixups)
+            pos, n_fixups = _joint_lines(buf, pos, flat, at, step, fixups, n_fixups)
             if pos < 0:
                 return (FULL if pos == -2 else SLOW), n_fixups
         for b in range(n_bodies, max_bodies):

@@ -12,8 +12,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from asar_data.errors import AsarError
 from asar_data.names import parse_pku_video
-from asar_data.ntu_format import SkeletonFormatError
+from asar_data.ntu_format import FLOAT32_OVERFLOW, SkeletonFormatError
 
 PKU_VALUES = 2 * 25 * 3
 PKU_CLASSES = 51
@@ -25,8 +26,9 @@ PKU_CLASSES = 51
 def parse_pku_skeleton(data: bytes) -> np.ndarray:
     """A skeleton file's bytes -> (T, 2, 25, 3) float64 metres, one row per line.
 
-    Trailing blank lines are ignored; any other line without exactly 150 numbers
-    raises SkeletonFormatError with its 1-based line number.
+    Trailing blank lines are ignored; any other line without exactly 150 numbers, or
+    with a value that is not a finite float32 number (`nan`, `inf`, `1e300`: stores
+    hold float32), raises SkeletonFormatError with its 1-based line number.
     """
     text = bytes(data).rstrip()
     if not text:
@@ -34,7 +36,20 @@ def parse_pku_skeleton(data: bytes) -> np.ndarray:
     values = _parse_fast(text)
     if values is None:
         values = _parse_lines(text)
+    _check_finite(values, text)
     return values.reshape(-1, 2, 25, 3)
+
+
+def _check_finite(values: np.ndarray, text: bytes) -> None:
+    """Raise for the first value that float32 cannot hold (row r is line r + 1)."""
+    finite = np.abs(values) < FLOAT32_OVERFLOW  # False for nan
+    if finite.all():
+        return
+    first = int(np.argmin(finite))
+    line = first // PKU_VALUES + 1
+    token = text.splitlines()[line - 1].split()[first % PKU_VALUES]
+    raise SkeletonFormatError(
+        line, f'"{token.decode("utf-8", "replace")[:24]}" is not a finite float32 number')
 
 
 def _parse_fast(text: bytes) -> np.ndarray | None:
@@ -171,20 +186,26 @@ def check_segment(
 # ---------------------------------------------------------------- split files
 
 
-def parse_pku_split(text: str) -> tuple[list[str], list[str]]:
+class SplitFileError(AsarError, ValueError):
+    """A PKU-MMD split file of another layout; the message names the file."""
+
+
+def parse_pku_split(text: str, source: str = "split file") -> tuple[list[str], list[str]]:
     """A split file (heading, training ids, heading, test ids) -> (train ids, test ids).
 
     Ids are comma-separated video ids (`0002-L`, `A01N08-L`); a trailing comma is fine.
-    Raises ValueError on any other layout or an id that is not a video id.
+    Raises SplitFileError (naming `source`) on any other layout or an id that is not a
+    video id.
     """
     lines = [line.strip() for line in text.lstrip("\ufeff").splitlines() if line.strip()]
     if len(lines) != 4 or not lines[0].endswith(":") or not lines[2].endswith(":"):
-        raise ValueError("expected 4 lines: a heading ending in ':', ids, a heading, ids")
+        raise SplitFileError(f"{source}: expected 4 lines: a heading ending in ':', ids, "
+                             "a heading, ids")
     sides = []
     for line in (lines[1], lines[3]):
         ids = [v.strip() for v in line.split(",") if v.strip()]
         bad = [v for v in ids if parse_pku_video(v) is None]
         if bad:
-            raise ValueError(f"not a PKU-MMD video id: {bad[0]!r}")
+            raise SplitFileError(f"{source}: not a PKU-MMD video id: {bad[0]!r}")
         sides.append(ids)
     return sides[0], sides[1]

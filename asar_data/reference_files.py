@@ -4,6 +4,10 @@ The label pickle is `(list of sample names, list of labels)`, as the reference
 gendata scripts write it. Pickles can run code when loaded, so they are read with
 an unpickler that only rebuilds plain containers, strings, numbers and numpy
 arrays/scalars, and refuses anything else by name.
+
+Every problem with such a file (a refused or truncated pickle, another content, an
+array of another shape, labels out of range) is a `ReferenceFileError`: one line
+naming the file.
 """
 from __future__ import annotations
 
@@ -17,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from asar_data.errors import AsarError
+
 # (module, name) pairs a label pickle or an object .npy may refer to.
 _ALLOWED_GLOBALS = frozenset(
     (module, name)
@@ -29,7 +35,11 @@ _ALLOWED_GLOBALS = frozenset(
 ) | {("numpy", "ndarray"), ("numpy", "dtype")}
 
 
-class RefusedPickleError(pickle.UnpicklingError):
+class ReferenceFileError(AsarError, ValueError):
+    """A reference `.npy` or label pickle that cannot be used; the message names the file."""
+
+
+class RefusedPickleError(ReferenceFileError, pickle.UnpicklingError):
     """A pickle that refers to a global outside the allowed numpy reconstructors."""
 
 
@@ -62,28 +72,65 @@ def _read(path_or_bytes: str | os.PathLike | bytes) -> bytes:
     return Path(path_or_bytes).read_bytes()
 
 
-def load_label_pickle(path_or_bytes: str | os.PathLike | bytes) -> tuple[list[str], list[int]]:
+def load_label_pickle(
+    path_or_bytes: str | os.PathLike | bytes, source: str | None = None
+) -> tuple[list[str], list[int]]:
     """A reference label pickle -> (sample names, integer labels), same length.
 
+    source: the file's name for messages (default: the path given, or "label pickle").
     Raises RefusedPickleError for a pickle that would load anything but data, and
-    ValueError when the content is not `(names, labels)`.
+    ReferenceFileError (naming the file) for a truncated or corrupt pickle or content
+    that is not `(names, labels)`.
     """
-    obj = restricted_loads(_read(path_or_bytes))
+    where = source or (str(path_or_bytes) if isinstance(path_or_bytes, str | os.PathLike)
+                       else "label pickle")
+    data = _read(path_or_bytes)
+    try:
+        obj = restricted_loads(data)
+    except RefusedPickleError as e:
+        raise RefusedPickleError(f"{where}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - only the given bytes are read: all about them
+        what = "truncated" if isinstance(e, EOFError) or "truncated" in str(e) else "corrupt"
+        raise ReferenceFileError(
+            f"{where}: not a readable label pickle ({what}: {type(e).__name__}: {e}); "
+            "write it again with the reference gendata tools") from None
+
+    def refuse(reason: str) -> ReferenceFileError:
+        return ReferenceFileError(f"{where}: {reason}; a label pickle holds (names, labels)")
+
     if not isinstance(obj, tuple | list) or len(obj) != 2:
-        raise ValueError(f"expected a (names, labels) pair, found {type(obj).__name__}")
+        raise refuse(f"expected a (names, labels) pair, found {type(obj).__name__}")
     names, labels = (x.tolist() if isinstance(x, np.ndarray) else x for x in obj)
     if not isinstance(names, list | tuple) or not isinstance(labels, list | tuple):
-        raise ValueError("expected names and labels to be lists")
+        raise refuse("expected names and labels to be lists")
     if len(names) != len(labels):
-        raise ValueError(f"{len(names)} names but {len(labels)} labels")
+        raise refuse(f"{len(names)} names but {len(labels)} labels")
     if not all(isinstance(n, str) for n in names):
-        raise ValueError("sample names must be strings")
+        raise refuse("sample names must be strings")
     out_labels = []
     for label in labels:
         if isinstance(label, bool) or not isinstance(label, int | np.integer):
-            raise ValueError(f"labels must be integers, found {label!r}")
+            raise refuse(f"labels must be integers, found {label!r}")
         out_labels.append(int(label))
     return [str(n) for n in names], out_labels
+
+
+def check_labels(labels: Sequence[int], names: Sequence[str], classes: int | None,
+                 source: str, limit: int = int(np.iinfo(np.int16).max)) -> None:
+    """Refuse labels outside [0, classes) (classes None: [0, limit]); `limit` is what the
+    store's label type holds (int16). Raises ReferenceFileError naming the file and the
+    first such sample."""
+    if classes is not None and not 1 <= classes <= limit + 1:
+        raise ReferenceFileError(f"--classes {classes} is outside 1-{limit + 1}")
+    top = limit if classes is None else classes - 1
+    bad = [i for i, v in enumerate(labels) if not 0 <= v <= top]  # Python ints: any size
+    if bad:
+        i = bad[0]
+        rule = (f"labels must be 0-{top} (--classes {classes})" if classes is not None
+                else f"labels must be 0-{limit} (stored as int16)")
+        raise ReferenceFileError(
+            f"{source}: label {labels[i]} of sample {names[i]!r} (number {i}) is out of range: "
+            f"{rule} ({len(bad)} of {len(labels)} labels are out of range)")
 
 
 def write_label_pickle(
@@ -109,14 +156,17 @@ def write_label_pickle(
 def open_reference_data(path: str | os.PathLike) -> np.ndarray:
     """Memory-map a reference `.npy` of shape (N, 3, T, 25, M), float32 or float64.
 
-    Raises ValueError naming the file when the shape or dtype is not that.
+    Raises ReferenceFileError (a ValueError) naming the file when it is not that.
     """
     try:
         data = np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as e:
-        raise ValueError(f"{path}: not a plain numeric .npy array ({e})") from None
+    except (ValueError, EOFError, OSError) as e:
+        if isinstance(e, FileNotFoundError | PermissionError):
+            raise ReferenceFileError(f"{path}: {e.strerror}") from None
+        raise ReferenceFileError(f"{path}: not a plain numeric .npy array ({e})") from None
     if data.ndim != 5 or data.shape[1] != 3 or data.shape[3] != 25:
-        raise ValueError(f"{path}: expected shape (N, 3, T, 25, M), found {data.shape}")
+        raise ReferenceFileError(f"{path}: expected shape (N, 3, T, 25, M), found {data.shape}")
     if data.dtype not in (np.float32, np.float64):
-        raise ValueError(f"{path}: expected float32 or float64 values, found {data.dtype}")
+        raise ReferenceFileError(
+            f"{path}: expected float32 or float64 values, found {data.dtype}")
     return data

@@ -9,6 +9,17 @@ from __future__ import annotations
 NUM_JOINTS = 25
 CENTER = 21 - 1  # joint 21 (index 20), the spine
 
+# Joint names in joint order (index 0 = joint 1), as the NTU RGB+D paper lists them
+# (the Kinect v2 joint types). Stores carry them as an attribute.
+JOINT_NAMES: tuple[str, ...] = (
+    "spine_base", "spine_middle", "neck", "head",
+    "left_shoulder", "left_elbow", "left_wrist", "left_hand",
+    "right_shoulder", "right_elbow", "right_wrist", "right_hand",
+    "left_hip", "left_knee", "left_ankle", "left_foot",
+    "right_hip", "right_knee", "right_ankle", "right_foot",
+    "spine_shoulder", "left_hand_tip", "left_thumb", "right_hand_tip", "right_thumb",
+)
+
 # Neighbour links, 1-based (child, parent) as in the reference layout "ntu-rgb+d".
 EDGES_1BASED: tuple[tuple[int, int], ...] = (
     (1, 2), (2, 21), (3, 21), (4, 3), (5, 21), (6, 5), (7, 6), (8, 7), (9, 21),

@@ -8,10 +8,10 @@ object storage a single PUT is already all-or-nothing.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import posixpath
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -227,18 +227,138 @@ def tree_size(location: str) -> int:
     return total
 
 
-def walk_files(location: str) -> Iterator[str]:
-    """Every file below a folder, as locations, in sorted order."""
-    if not is_url(location):
-        for root, dirs, files in os.walk(location):
-            dirs.sort()
-            for name in sorted(files):
-                yield os.path.join(root, name)
+@dataclass(frozen=True)
+class Listed:
+    """One regular file found by `walk`: where it is below the walked folder and its stat.
+
+    rel: the path below the folder, "/"-separated (`sub/S001C001P001R001A001.skeleton`);
+    location: what to open (a path or URL).
+    """
+
+    rel: str
+    location: str
+    entry: Entry
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+
+@dataclass(frozen=True)
+class Unlisted:
+    """Something `walk` found but will not hand out as a file: a symbolic-link loop, a
+    broken link, a FIFO or other non-regular file (opening a FIFO would wait forever)."""
+
+    rel: str
+    reason: str
+
+
+@dataclass
+class Listing:
+    """Everything below a folder, from one walk: the files (in walk order) and the rest.
+
+    Walk order: a folder's files by name, then its sub-folders by name, each in turn
+    (`tree_fingerprint` hashes the files in this order).
+    """
+
+    root: str
+    files: list[Listed]
+    unlisted: list[Unlisted]
+
+    def below(self, folder: str) -> Listing:
+        """The part of the listing under `folder` (a location at or below `root`), with
+        `rel` paths relative to it: as walking `folder` itself would give."""
+        sub = folder[len(self.root):].strip("/\\").replace("\\", "/")
+        if not sub:
+            return self
+        prefix = sub + "/"
+        return Listing(
+            folder,
+            [Listed(f.rel[len(prefix):], f.location, f.entry) for f in self.files
+             if f.rel.startswith(prefix)],
+            [Unlisted(u.rel[len(prefix):], u.reason) for u in self.unlisted
+             if u.rel.startswith(prefix)],
+        )
+
+
+def walk(location: str) -> Listing:
+    """List every file below a folder once, recursively, with its size and time (or tag).
+
+    Symbolic links to folders are followed (a folder reached again through a link to
+    one of its own ancestors is a loop: reported, not followed); broken links, links
+    in a loop and anything that is not a regular file (FIFO, socket, device) are
+    reported in `unlisted` and never opened.
+    """
+    if is_url(location):
+        return _walk_url(location)
+    files: list[Listed] = []
+    unlisted: list[Unlisted] = []
+    root = location.rstrip("/\\") or location
+    _walk_local(root, "", {_identity(os.stat(root))}, files, unlisted)
+    return Listing(root, files, unlisted)
+
+
+def _identity(st: os.stat_result) -> tuple[int, int]:
+    return st.st_dev, st.st_ino
+
+
+def _walk_local(folder: str, rel: str, ancestors: set[tuple[int, int]],
+                files: list[Listed], unlisted: list[Unlisted]) -> None:
+    import stat as stat_kind
+
+    dirs = []
+    try:
+        with os.scandir(folder) as it:
+            items = sorted(it, key=lambda e: e.name)
+    except OSError as e:
+        unlisted.append(Unlisted(rel or ".", f"unreadable folder: {e.strerror or e}"))
         return
+    for item in items:
+        path = f"{rel}{item.name}"
+        try:
+            st = item.stat()  # follows links
+        except OSError as e:
+            link = item.is_symlink()
+            reason = ("symbolic link loop" if link and e.errno == errno.ELOOP
+                      else "broken symbolic link" if link else e.strerror or str(e))
+            unlisted.append(Unlisted(path, f"unreadable: {reason}"))
+            continue
+        if stat_kind.S_ISDIR(st.st_mode):
+            if _identity(st) in ancestors:
+                unlisted.append(Unlisted(path, "symbolic link loop (a link to a folder "
+                                               "that contains it): not followed"))
+            else:
+                dirs.append((item, st))
+        elif stat_kind.S_ISREG(st.st_mode):
+            files.append(Listed(path, item.path, Entry(item.name, st.st_size, st.st_mtime)))
+        else:
+            kind = ("FIFO" if stat_kind.S_ISFIFO(st.st_mode)
+                    else "socket" if stat_kind.S_ISSOCK(st.st_mode) else "device")
+            unlisted.append(Unlisted(path, f"not a regular file ({kind}): not opened"))
+    for item, st in dirs:
+        _walk_local(item.path, f"{rel}{item.name}/", ancestors | {_identity(st)},
+                    files, unlisted)
+
+
+def _walk_url(location: str) -> Listing:
+    """One recursive listing of an object store prefix (no links there)."""
     fs, path = _fs(location)
     scheme = location.split("://", 1)[0]
-    for p in sorted(fs.find(path)):
-        yield f"{scheme}://{p}"
+    base = path.rstrip("/")
+    files = []
+    for key, info in fs.find(base, detail=True).items():
+        if info.get("type", "file") != "file" or not key.startswith(base + "/"):
+            continue
+        rel = key[len(base) + 1:]
+        files.append(Listed(rel, f"{scheme}://{key}", _entry(info)))
+    files.sort(key=lambda f: _walk_order(f.rel))
+    return Listing(location.rstrip("/"), files, [])
+
+
+def _walk_order(rel: str) -> tuple[tuple[int, str], ...]:
+    """Sort key giving walk order: at each level files (0) before folders (1), by name."""
+    *folders, name = rel.split("/")
+    return (*((1, f) for f in folders), (0, name))
 
 
 def zarr_store(location: str, read_only: bool = False) -> Any:

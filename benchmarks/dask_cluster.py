@@ -13,8 +13,8 @@ seed=0)`), then runs each stage three ways on the same files, one run each:
 Every run first does a small warm-up ingest and downsample, so each process has
 loaded the compiled kernels (the numba cache) before the timed run. Times are
 wall-clock seconds of the stage call: connecting to the scheduler, the version
-check, the shards, and the driver's own serial part (ingest assembles the parts
-into the store; downsample writes labels and splits). Each store is checked
+check, the shards, and the driver's own serial part (ingest writes the index from
+the shards' records; downsample writes labels and splits). Each store is checked
 byte-for-byte against the in-process one.
 """
 from __future__ import annotations

@@ -1,31 +1,40 @@
-"""The ingest benchmark: raw NTU-60 `.skeleton` files -> stores, ours against the reference path.
+"""The ingest benchmark: the whole `asar-cli ingest ntu` command against the reference reader.
 
-    python benchmarks/ingest.py [--samples 600] [--raw DIR] [--repeat 2] [--transform-subset N]
+    python benchmarks/ingest.py [--samples 1500 3000 6000] [--raw DIR] [--repeat 2]
+                                [--reference-subset N] [--cache DIR] [--profile]
+                                [--end-to-end [--transform-subset N]]
 
-On one folder of NTU files (by default `--samples` synthetic files,
-`write_ntu_dataset(dir, samples, classes=10, seed=0)` in a temporary folder;
-`--raw DIR` for a folder of your own), in one run:
+On folders of NTU files (by default `--samples` synthetic files each,
+`write_ntu_dataset(dir, samples, classes=10, seed=0)`, as `asar-cli synth ntu` writes
+them; `--cache DIR` keeps them for the next run; `--raw DIR` for a folder of your own),
+in one run:
 
-1. Reading: MB/s and files/s of the reference reader (`reference_parse.read_xyz`,
-   one file after another) and of our ingest stage (`ingest_ntu(..., force=True)`:
-   listing, parsing, part files, the zarr raw store, the report and the manifest)
-   with workers=1 and workers=2, as ratios to the reference.
-2. End to end, raw folder to the stores of both NTU-60 benchmarks (xsub, xview):
-   - ours: ingest + `downsample(ws, "ntu60")`: one raw store and one 50-frame store
-     serve both benchmarks (workers=1, then workers=2);
-   - the reference path, as the reference tools' gendata and preprocessing do it:
-     for each benchmark and each part (train, val) every file of that part is read
-     with `read_xyz` into a padded (N, 3, 300, 25, 2) float32 `.npy`
-     (`np.lib.format.open_memmap`) with its (names, labels) pickle, then every
-     sample goes through `reference_downsample.transform` into a (N, 3, 50, 25, 2)
-     `.npy`. With `--transform-subset N` the transform runs on N samples of each
-     array and its time is scaled to all of them (said so in the output).
+1. The reference reader (`reference_parse.read_xyz`, one file after another, the
+   reference gendata's loop) on the first folder, one core: its MB/s is the yardstick.
+   `--reference-subset N` times it on N files spread over the folder and scales.
+2. For each folder, the whole command in a new process, as a user runs it:
+   `asar-cli ingest ntu --raw DIR --workdir NEW --workers 1` pinned to one core, then
+   `--workers 2` on the cores this script started with (two forked local worker
+   processes, their start included). Each run writes a new workspace (nothing to
+   remove first).
+   Wall and CPU seconds (the command and its children, `wait4`), the peak memory of
+   its largest process, MB/s, and the ratios: to the reference reader (wall, and CPU)
+   and, for 2 workers, to 1 worker.
+3. First run on a fresh machine: the 1-worker command with an empty numba cache
+   (`NUMBA_CACHE_DIR` a new folder: the kernel is compiled and cached), against the
+   same command with the cache filled.
+4. With `--profile`: the 1-worker stage in this process under cProfile (where the
+   time goes), the top functions by own time.
+5. With `--end-to-end`: raw folder to the stores of both NTU-60 benchmarks (xsub,
+   xview): ours (ingest + downsample, one raw store and one 50-frame store serve
+   both) against the reference path (for each benchmark and part, read every file of
+   the part with `read_xyz` into a padded (N, 3, 300, 25, 2) `.npy` with its label
+   pickle, then `reference_downsample.transform` each sample into (N, 3, 50, 25, 2);
+   `--transform-subset N` times the transform on N samples per array and scales).
 
-Times are wall-clock seconds (workers=2 runs child processes), the best of `--repeat`
-rounds, in turns. The reference and our workers=1 runs are pinned to one core;
-workers=2 runs get the cores this process started with. Our runs start warm (the
-kernel and zarr loaded once before timing); the workers=2 runs include starting
-their local dask cluster each time, as a user's run does.
+Times are the best of `--repeat` rounds, run in turns so all see the same machine
+load; files are read once before any timing (page cache). On a shared machine the
+CPU figures are the steadier ones.
 """
 from __future__ import annotations
 
@@ -40,16 +49,17 @@ import importlib.util  # noqa: E402
 import logging  # noqa: E402
 import pickle  # noqa: E402
 import shutil  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[0] = str(REPO)  # the repository, not this folder
 SHARED = Path(os.environ.get("ASAR_SHARED", REPO.parent / "shared"))
 
 from asar_data.names import missing_samples, parse_ntu_name  # noqa: E402
@@ -66,32 +76,139 @@ def load_bench(name: str):
     return module
 
 
-class Cores:
-    """Switch this process (and the children it starts) between one core and all it had."""
-
-    def __init__(self):
-        self.all = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-
-    def one(self) -> None:
-        if self.all:
-            os.sched_setaffinity(0, {min(self.all)})
-
-    def every(self) -> None:
-        if self.all:
-            os.sched_setaffinity(0, self.all)
+ALL_CORES = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+ONE_CORE = {min(ALL_CORES)} if ALL_CORES else None
 
 
-class Best:
-    """The best wall-clock and CPU (this process's) seconds seen over rounds."""
+def pin(cores: set[int] | None) -> None:
+    if cores:
+        os.sched_setaffinity(0, cores)
 
-    def __init__(self):
-        self.wall = self.cpu = float("inf")
 
-    def time(self, fn: Callable[[], object]) -> None:
+@dataclass
+class Timing:
+    """Best-of-rounds figures of one measured thing."""
+
+    wall: float = float("inf")
+    cpu: float = float("inf")
+    peak_mb: float = 0.0
+    size: int = 0  # bytes read
+
+    def add(self, wall: float, cpu: float, peak_mb: float = 0.0) -> None:
+        self.wall, self.cpu = min(self.wall, wall), min(self.cpu, cpu)
+        self.peak_mb = max(self.peak_mb, peak_mb)
+
+
+# ---------------------------------------------------------------- folders
+
+
+def folder_of(samples: int, cache: Path) -> Path:
+    """`samples` synthetic NTU-60 files (classes=10, seed=0), written once into cache."""
+    from asar_data.synth import write_ntu_dataset
+
+    raw = cache / f"synth-ntu60-{samples}"
+    done = raw.with_suffix(".done")
+    if not done.exists():
+        shutil.rmtree(raw, ignore_errors=True)
+        print(f"writing {samples} synthetic files into {raw} ...", flush=True)
+        write_ntu_dataset(raw, samples=samples, classes=10, seed=0)
+        done.write_text("")
+    return raw
+
+
+def files_of(raw: Path) -> list[Path]:
+    paths = sorted(raw.rglob("*.skeleton"))
+    if not paths:
+        raise SystemExit(f"no .skeleton files under {raw}")
+    for p in paths:  # every file in the page cache before any timing
+        p.read_bytes()
+    return paths
+
+
+# ---------------------------------------------------------------- measuring
+
+
+def cli_command() -> list[str]:
+    script = Path(sys.executable).parent / "asar-cli"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "cli"]
+
+
+def run_command(args: list[str], cores: set[int] | None, env: dict[str, str] | None = None,
+                log: Path | None = None) -> tuple[float, float, float]:
+    """(wall s, CPU s, peak MB of its largest process) of one command and its children."""
+    log = log or Path(os.devnull)
+    with open(log, "wb") as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(args, stdout=out, stderr=out, cwd=REPO,
+                                env={**os.environ, **(env or {})},
+                                preexec_fn=(lambda: pin(cores)) if cores else None)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed ({proc.returncode}); see {log}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def ingest_command(raw: Path, work: Path, workers: int) -> list[str]:
+    return [*cli_command(), "ingest", "ntu", "--raw", str(raw), "--workdir", str(work),
+            "--workers", str(workers)]
+
+
+def time_reference(paths: list[Path], read_xyz, subset: int, repeat: int) -> Timing:
+    """The reference reader over the files (or an evenly spread subset, scaled)."""
+    chosen = paths if not subset or subset >= len(paths) else \
+        [paths[i] for i in np.linspace(0, len(paths) - 1, subset).astype(int)]
+    scale = sum(p.stat().st_size for p in paths) / sum(p.stat().st_size for p in chosen)
+    t = Timing(size=sum(p.stat().st_size for p in paths))
+    pin(ONE_CORE)
+    for _ in range(repeat):
         wall, cpu = time.perf_counter(), time.process_time()
-        fn()
-        self.wall = min(self.wall, time.perf_counter() - wall)
-        self.cpu = min(self.cpu, time.process_time() - cpu)
+        for p in chosen:
+            read_xyz(str(p))
+        t.add((time.perf_counter() - wall) * scale, (time.process_time() - cpu) * scale)
+    pin(ALL_CORES)
+    return t
+
+
+def row(label: str, files: int, size: int, t: Timing, ref: Timing | None,
+        one: Timing | None = None) -> None:
+    mbs = size / t.wall / 1e6
+    cells = [f"{label:34s}", f"{files:6d}", f"{size / 1e6:7.1f}", f"{t.wall:7.2f}",
+             f"{t.cpu:7.2f}", f"{t.peak_mb:7.0f}" if t.peak_mb else f"{'':7s}", f"{mbs:7.1f}"]
+    if ref is not None:
+        ref_mbs = ref.size / ref.wall / 1e6
+        cells += [f"{mbs / ref_mbs:6.1f}x",
+                  f"{(size / t.cpu) / (ref.size / ref.cpu):6.1f}x"]
+    else:
+        cells += [f"{'':7s}", f"{'':7s}"]
+    if one is not None:
+        cells.append(f"{one.wall / t.wall:5.2f}x")
+    print(" ".join(cells), flush=True)
+
+
+def header() -> None:
+    print(f"{'command':34s} {'files':>6s} {'MB':>7s} {'wall s':>7s} {'CPU s':>7s} "
+          f"{'peak MB':>7s} {'MB/s':>7s} {'x ref':>7s} {'x refCPU':>7s} {'2w/1w':>6s}")
+
+
+def profile_stage(raw: Path, tmp: Path) -> None:
+    """The 1-worker stage in this process under cProfile: the top functions by own time."""
+    import cProfile
+    import pstats
+
+    from pipelines.ingest import ingest_ntu
+    from pipelines.workspace import Workspace
+
+    pin(ONE_CORE)
+    ingest_ntu(Workspace(str(tmp / "warm")), str(raw), workers=1)  # imports, kernel
+    profiler = cProfile.Profile()
+    profiler.enable()
+    ingest_ntu(Workspace(str(tmp / "profiled")), str(raw), workers=1)
+    profiler.disable()
+    pin(ALL_CORES)
+    print("\nprofile of the 1-worker stage in this process (imports excluded), by own time:")
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(18)
 
 
 # ---------------------------------------------------------------- the reference path
@@ -161,137 +278,112 @@ def reference_end_to_end(paths, out: Path, read_xyz, transform, subset: int) -> 
     return gendata, transforms
 
 
-# ---------------------------------------------------------------- ours
-
-
-def our_ingest(work: Path, raw: Path, workers: int) -> None:
+def end_to_end(paths: list[Path], raw: Path, tmp: Path, read_xyz, repeat: int,
+               subset: int) -> None:
+    from pipelines.downsample import downsample
     from pipelines.ingest import ingest_ntu
     from pipelines.workspace import Workspace
 
-    ingest_ntu(Workspace(str(work)), str(raw), workers=workers, force=True)
-
-
-def our_downsample(work: Path, workers: int) -> None:
-    from pipelines.downsample import downsample
-    from pipelines.workspace import Workspace
-
-    downsample(Workspace(str(work)), "ntu60", workers=workers, force=True)
-
-
-def warm_up(scratch: Path, paths: list[Path]) -> str | None:
-    """Load the kernel, zarr and both stages once, outside the timed runs.
-
-    Returns why downsample failed, if it did (None when it ran).
-    """
-    from asar_data.ntu_format import parse_ntu
-
-    parse_ntu(paths[0].read_bytes())
-    with tempfile.TemporaryDirectory(dir=scratch) as tmp:
-        small = Path(tmp) / "raw"
-        small.mkdir()
-        for p in paths[:8]:
-            shutil.copy(p, small / p.name)
-        our_ingest(Path(tmp) / "work", small, 1)
-        try:
-            our_downsample(Path(tmp) / "work", 1)
-        except Exception as e:  # the transform is being rewritten elsewhere
-            return f"{type(e).__name__}: {e}"
-    return None
+    transform = load_bench("reference_downsample").transform
+    pin(ONE_CORE)
+    gendata = transforms = float("inf")
+    for r in range(repeat):
+        out = tmp / f"reference{r}"
+        g, t = reference_end_to_end(paths, out, read_xyz, transform, subset)
+        shutil.rmtree(out)
+        gendata, transforms = min(gendata, g), min(transforms, t)
+    reference_total = gendata + transforms
+    scaled = (f"; reference transform timed on {subset} samples per array and scaled"
+              if subset else "")
+    print(f"\nend to end: raw folder -> stores of both benchmarks (xsub, xview){scaled}")
+    print(f"  reference path           {reference_total:7.2f} s"
+          f"  (read_xyz + .npy, 4 parts: {gendata:.2f} s; transform: {transforms:.2f} s)")
+    for workers in (1, 2):
+        pin(ONE_CORE if workers == 1 else ALL_CORES)
+        best_ingest = best_total = float("inf")
+        for r in range(repeat):
+            ws = Workspace(str(tmp / f"e2e{workers}-{r}"))
+            start = time.perf_counter()
+            ingest_ntu(ws, str(raw), workers=workers)
+            middle = time.perf_counter()
+            downsample(ws, "ntu60", workers=workers)
+            best_ingest = min(best_ingest, middle - start)
+            best_total = min(best_total, time.perf_counter() - start)
+            shutil.rmtree(ws.root)
+        print(f"  ours workers={workers}           {best_total:7.2f} s"
+              f"  (ingest {best_ingest:.2f} s + downsample {best_total - best_ingest:.2f} s)"
+              f"  {reference_total / best_total:5.1f}x")
+    pin(ALL_CORES)
 
 
 # ---------------------------------------------------------------- the run
 
 
-def rate(label: str, best: Best, size: int, n: int, ref: Best, cpu: bool = True) -> None:
-    """One row: MB/s and files/s (wall), seconds, and the ratio to the reference."""
-    row = (f"  {label:24s} {size / best.wall / 1e6:7.1f} MB/s {n / best.wall:7.1f} files/s"
-           f" {best.wall:7.2f} s  {ref.wall / best.wall:5.1f}x")
-    if cpu:
-        row += f"   | CPU {best.cpu:7.2f} s  {ref.cpu / best.cpu:5.1f}x"
-    print(row)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--samples", type=int, default=600, help="synthetic files to write")
+    ap.add_argument("--samples", type=int, nargs="+", default=[1500, 3000, 6000],
+                    help="synthetic folders to measure (files each)")
     ap.add_argument("--raw", type=Path, help="a folder of NTU-60 .skeleton files instead")
     ap.add_argument("--repeat", type=int, default=2, help="rounds; the best is kept")
-    ap.add_argument("--transform-subset", type=int, default=0, metavar="N",
-                    help="run the reference transform on N samples per array and scale")
+    ap.add_argument("--reference-subset", type=int, default=0, metavar="N",
+                    help="time the reference reader on N files and scale")
+    ap.add_argument("--cache", type=Path, help="keep the synthetic folders here")
     ap.add_argument("--tmp", type=Path, default=None, help="where temporary folders go")
+    ap.add_argument("--profile", action="store_true", help="profile the 1-worker stage")
+    ap.add_argument("--end-to-end", action="store_true",
+                    help="also raw folder -> both benchmarks' stores against the reference path")
+    ap.add_argument("--transform-subset", type=int, default=0, metavar="N",
+                    help="with --end-to-end: the reference transform on N samples per array")
     args = ap.parse_args()
-    # dask's workers log lost heartbeats while a cluster shuts down: noise here
     logging.getLogger("distributed").setLevel(logging.CRITICAL)
-    cores = Cores()
     read_xyz = load_bench("reference_parse").read_xyz
-    transform = load_bench("reference_downsample").transform
 
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp_root:
         tmp = Path(tmp_root)
-        if args.raw is None:
-            from asar_data.synth import write_ntu_dataset
-
-            raw = tmp / "raw"
-            write_ntu_dataset(raw, samples=args.samples, classes=10, seed=0)
-            source = f"{args.samples} synthetic NTU-60 files (classes=10, seed=0)"
-        else:
-            raw, source = args.raw.resolve(), str(args.raw)
-        paths = sorted(raw.rglob("*.skeleton"))
-        if not paths:
-            raise SystemExit(f"no .skeleton files under {raw}")
-        size, n = sum(p.stat().st_size for p in paths), len(paths)
-        for p in paths:  # every file in the page cache before any timing
-            p.read_bytes()
-        cores.one()
-        downsample_failed = warm_up(tmp, paths)
-        print(f"{source}: {n} files, {size / 1e6:.1f} MB; load average "
-              f"{os.getloadavg()[0]:.1f} on {len(cores.all or [1])} cores")
-
-        # 1. reading
-        ref, one, two = Best(), Best(), Best()
-        for _ in range(args.repeat):  # in turns, so that all see the same machine load
-            cores.one()
-            ref.time(lambda: [read_xyz(str(p)) for p in paths])
-            one.time(lambda: our_ingest(tmp / "w1", raw, 1))
-            cores.every()
-            two.time(lambda: our_ingest(tmp / "w2", raw, 2))
-        print("reading: raw files -> xyz (reference), -> raw.zarr (ours); wall, then CPU")
-        rate("reference read_xyz", ref, size, n, ref)
-        rate("ingest_ntu workers=1", one, size, n, ref)
-        rate("ingest_ntu workers=2", two, size, n, ref, cpu=False)
-
-        # 2. end to end, both NTU-60 benchmarks
-        cores.one()
-        gendata = transforms = float("inf")
+        cache = args.cache or tmp / "synthetic"
+        cache.mkdir(parents=True, exist_ok=True)
+        folders = [(args.raw.resolve(), str(args.raw))] if args.raw else [
+            (folder_of(n, cache), f"{n} synthetic NTU-60 files") for n in args.samples]
+        first_paths = files_of(folders[0][0])
+        print(f"load average {os.getloadavg()[0]:.1f} on {len(ALL_CORES or [1])} cores; "
+              f"reference reader on {folders[0][1]}", flush=True)
+        ref = time_reference(first_paths, read_xyz, args.reference_subset, args.repeat)
+        # warm: the numba cache filled and the imports in the page cache
+        run_command(ingest_command(folders[0][0], tmp / "warm", 1), ONE_CORE)
+        header()
+        note = (f" ({args.reference_subset} files, scaled)" if args.reference_subset else "")
+        row(f"reference read_xyz loop{note}", len(first_paths), ref.size, ref, ref)
+        log = tmp / "command.log"
+        for raw, _ in folders:
+            paths = files_of(raw)
+            size = sum(p.stat().st_size for p in paths)
+            one, two = Timing(), Timing()
+            for r in range(args.repeat):
+                for workers, t, cores in ((1, one, ONE_CORE), (2, two, ALL_CORES)):
+                    work = tmp / f"w{workers}-{r}"
+                    t.add(*run_command(ingest_command(raw, work, workers), cores, log=log))
+                    shutil.rmtree(work)
+            row("asar-cli ingest ntu --workers 1", len(paths), size, one, ref)
+            row("asar-cli ingest ntu --workers 2", len(paths), size, two, ref, one)
+        raw = folders[0][0]
+        size = ref.size
+        first, warm = Timing(), Timing()
         for r in range(args.repeat):
-            out = tmp / f"reference{r}"
-            g, t = reference_end_to_end(paths, out, read_xyz, transform, args.transform_subset)
-            shutil.rmtree(out)
-            gendata, transforms = min(gendata, g), min(transforms, t)
-        reference_total = gendata + transforms
-        scaled = (f"; reference transform timed on {args.transform_subset} samples per array"
-                  " and scaled" if args.transform_subset else "")
-        print(f"end to end: raw folder -> stores of both benchmarks (xsub, xview){scaled}")
-        print(f"  reference path           {reference_total:7.2f} s"
-              f"  (read_xyz + .npy, 4 parts: {gendata:.2f} s; transform: {transforms:.2f} s)")
-        for workers in (1, 2):
-            (cores.one if workers == 1 else cores.every)()
-            ingest, total = Best(), Best()
-            work = tmp / f"e2e{workers}"
-            for _ in range(args.repeat):
-                start = time.perf_counter()
-                ingest.time(lambda: our_ingest(work, raw, workers))  # noqa: B023
-                if downsample_failed is None:
-                    our_downsample(work, workers)
-                total.wall = min(total.wall, time.perf_counter() - start)
-            if downsample_failed is not None:
-                print(f"  ours workers={workers}: downsample failed ({downsample_failed}); "
-                      f"not timed. Ingest alone {ingest.wall:.2f} s")
-                continue
-            print(f"  ours workers={workers}           {total.wall:7.2f} s"
-                  f"  (ingest {ingest.wall:.2f} s + downsample {total.wall - ingest.wall:.2f} s)"
-                  f"  {reference_total / total.wall:5.1f}x")
-        cores.every()
+            cache_dir = tmp / f"numba-cache-{r}"
+            first.add(*run_command(ingest_command(raw, tmp / f"f{r}", 1), ONE_CORE,
+                                   env={"NUMBA_CACHE_DIR": str(cache_dir)}, log=log))
+            warm.add(*run_command(ingest_command(raw, tmp / f"g{r}", 1), ONE_CORE,
+                                  env={"NUMBA_CACHE_DIR": str(cache_dir)}, log=log))
+            for folder in (tmp / f"f{r}", tmp / f"g{r}"):
+                shutil.rmtree(folder)
+        row("first run (empty numba cache)", len(first_paths), size, first, ref)
+        row("same, numba cache filled", len(first_paths), size, warm, ref)
+        print(f"first-run overhead: {first.wall - warm.wall:.2f} s wall, "
+              f"{first.cpu - warm.cpu:.2f} s CPU (compiling the parse kernel)")
+        if args.profile:
+            profile_stage(raw, tmp)
+        if args.end_to_end:
+            end_to_end(first_paths, raw, tmp, read_xyz, args.repeat, args.transform_subset)
     return 0
 
 

@@ -8,6 +8,7 @@ indices are added and the manifest is marked complete.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,8 +62,18 @@ def downsample_shard(
     return {"samples": stop - start_, "empty": int((valid_length == 0).sum())}
 
 
+def dataset_action_names(raw_attrs: Mapping[str, Any]) -> list[str]:
+    """The class names of a dataset from its raw store's attributes: the official list of
+    its release (NTU-60/120, PKU-MMD; the synthetic motions), else "class N"."""
+    from asar_data.actions import action_names, known_names
+
+    name = str(raw_attrs.get("dataset") or "")
+    release = name if known_names(name) else str(raw_attrs.get("ntu_dataset") or name)
+    return action_names(release, int(raw_attrs.get("classes") or 0))
+
+
 class Downsample(Stage[DownsampleParams]):
-    name, version, parallel, unit = "downsample", 1, True, "samples"
+    name, version, parallel, unit = "downsample", 2, True, "samples"
 
     def output(self, ws: Workspace, p: DownsampleParams) -> Output:
         return ws.frames(p.dataset, p.frames)
@@ -116,7 +127,8 @@ class Downsample(Stage[DownsampleParams]):
         }
         attrs = {k: raw.attrs.get(k) for k in ("dataset", "kind", "benchmarks",
                                                "default_benchmark", "classes")}
-        attrs.update({"frames": run.params.frames, "bodies": run.params.bodies})
+        attrs.update({"frames": run.params.frames, "bodies": run.params.bodies,
+                      "action_names": dataset_action_names(raw.attrs)})
         frames_store.finalise(run.where, meta["label"], meta["name"], splits, attrs)
         valid_length = frames_store.valid_lengths(run.where)
         return {

@@ -151,23 +151,67 @@ def check_worker_versions(client: Any, address: str) -> None:
         )
 
 
+class LocalPoolExecutor:
+    """Runs tasks on worker processes forked from this one (one machine, `fork` start).
+
+    The workers start in milliseconds with every module this process has loaded: a
+    local dask cluster spends seconds of CPU starting (scheduler, nannies, workers that
+    import everything again), more than a whole ingest of a few thousand files takes
+    (benchmarks/ingest.py). The workers are forked on entry, before any progress
+    thread starts. A worker that dies fails the run; its finished shards are kept in
+    the manifest, so running the command again resumes.
+    """
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self._pool = None
+
+    @property
+    def description(self) -> str:
+        return f"{self.workers} local worker processes"
+
+    def __enter__(self) -> LocalPoolExecutor:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self._pool = ProcessPoolExecutor(self.workers, multiprocessing.get_context("fork"))
+        self._pool.submit(os.getpid).result()  # forks every worker now
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def run(self, tasks: list[Task]) -> Iterator[tuple[Task, Any]]:
+        from concurrent.futures import as_completed
+
+        futures = {self._pool.submit(task.fn, *task.args): task for task in tasks}
+        for fut in as_completed(futures):
+            yield futures[fut], fut.result()
+
+
 def default_workers() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
 
 def make_executor(
     workers: int | None, scheduler: str | None, pending: int
-) -> InlineExecutor | DaskExecutor:
+) -> InlineExecutor | LocalPoolExecutor | DaskExecutor:
     """The executor a stage should use.
 
     `--scheduler` always means that cluster. Otherwise one worker, or a single pending
-    shard, runs in-process (no cluster start-up to pay); more start a local cluster.
+    shard, runs in-process (no start-up to pay); more run on forked local worker
+    processes, or a local dask cluster where processes cannot be forked.
     """
+    import multiprocessing
+
     if scheduler:
         return DaskExecutor(scheduler=scheduler)
     n = workers or default_workers()
     if n <= 1 or pending <= 1:
         return InlineExecutor()
+    if "fork" in multiprocessing.get_all_start_methods():
+        return LocalPoolExecutor(min(n, pending))
     return DaskExecutor(workers=min(n, pending))
 
 

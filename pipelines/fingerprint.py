@@ -48,27 +48,22 @@ def stage_fingerprint(
     return digest("stage", stage, code, canonical(dict(params)), canonical(dict(inputs)))
 
 
-def tree_fingerprint(location: str) -> tuple[str, int]:
+def tree_fingerprint(location: str, listing: storage.Listing | None = None) -> tuple[str, int]:
     """(fingerprint, file count) of every file below a folder, recursively.
 
-    Relative names, sizes and modification times (content tags on object stores).
+    Relative names, sizes and modification times (content tags on object stores), in
+    walk order, and what the walk reported instead of listing (loops, FIFOs). Give the
+    `storage.walk` listing the stage already made to hash it without listing again.
     """
+    if listing is None:
+        listing = storage.walk(location)
     h = hashlib.sha256()
-    n = 0
-    root = location.rstrip("/\\")
-    for folder in _folders(root):
-        rel = folder[len(root):]
-        for e in storage.list_files(folder):
-            h.update(f"{rel}/{e.name}\0{e.size}\0{e.mtime!r}\0{e.tag}\n".encode())
-            n += 1
-    return h.hexdigest(), n
-
-
-def _folders(root: str) -> list[str]:
-    out = [root]
-    for name in storage.list_dirs(root):
-        out += _folders(storage.join(root, name))
-    return out
+    for f in listing.files:
+        e = f.entry
+        h.update(f"/{f.rel}\0{e.size}\0{e.mtime!r}\0{e.tag}\n".encode())
+    for u in listing.unlisted:
+        h.update(f"/{u.rel}\0!{u.reason}\n".encode())
+    return h.hexdigest(), len(listing.files)
 
 
 def file_fingerprint(location: str) -> str:

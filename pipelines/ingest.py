@@ -1,61 +1,55 @@
 """The ingest stage: raw NTU / PKU-MMD files or reference `.npy` folders -> a raw store.
 
-Files are split into shards; each shard is parsed by one task (in-process or on
-dask) into a part file beside the store; once every shard is done the parts are
-assembled, in order, into `<dataset>/raw.zarr`, the ingest report is written, the
-manifest is marked complete and the parts are removed. Bad files are reported
+The raw folder is listed once (`storage.walk`): that one listing gives the files to read
+and the input's fingerprint. Files are split into shards; each shard is parsed by one
+task (in-process or on dask) and writes its samples' frames straight into
+`<dataset>/raw.zarr/shards/<shard>` with its record (metadata, problems) last
+(`raw_store.write_shard`): the shards are the store, nothing is copied afterwards.
+Once every shard is done the per-sample index is written from the records
+(`raw_store.finalise`), then the ingest report, then the manifest is marked complete.
+A resumed run redoes only the shards whose record is missing. Bad files are reported
 and skipped (or repaired, for PKU-MMD labels), never fatal.
 """
 from __future__ import annotations
 
 import csv
 import io
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from asar_data import storage
+from asar_data import raw_store, storage
 from asar_data.errors import AsarError
-from asar_data.raw_store import Part, Problem, assemble, concat_parts, empty_part, new_meta
+from asar_data.raw_store import Part, Problem, concat_parts, empty_part, new_meta
 from asar_data.splits import DATASETS
+from pipelines.executor import default_workers
 from pipelines.fingerprint import file_fingerprint, tree_fingerprint
 from pipelines.progress import Progress
-from pipelines.sharded import ShardedRun, run_shards, start
+from pipelines.runner import Options, Run, Stage, StageResult, execute, remove_own_output
 from pipelines.stage import Input
-from pipelines.stages import INGEST
-from pipelines.workspace import Workspace
-
-
-class IngestError(AsarError):
-    """A raw folder or option that cannot be ingested (one line naming it)."""
-
+from pipelines.workspace import Output, Workspace, check_name
 
 NTU_SHARD_FILES = 256
 PKU_SHARD_VIDEOS = 16
 REFERENCE_SHARD_SAMPLES = 1024
 
 
-@dataclass
-class IngestResult:
-    dataset: str
-    action: str  # "skip" | "start" | "resume"
-    reason: str
-    summary: dict[str, Any]
-    store: str
-    report: str
-    problems: list[Problem] = field(default_factory=list)
+class IngestError(AsarError, ValueError):
+    """Raw input that cannot be ingested at all (no folder, no sample files, mismatched
+    reference files); single bad files are reported and skipped instead."""
 
 
 # ---------------------------------------------------------------- shard functions
-# Module-level so dask can ship them to workers; each writes its part atomically.
+# Module-level and pure, so dask can ship them to workers: (shard spec, store location,
+# shard number) -> the shard's group in the store, written whole, and a small summary.
 
-def ntu_shard(locations: list[str], bodies: int, part_location: str) -> dict[str, int]:
-    """Parse NTU `.skeleton` files (in store order) into one part file."""
+
+def ntu_shard(locations: list[str], bodies: int, store: str, shard: int) -> dict[str, int]:
+    """Parse NTU `.skeleton` files (in store order) into shard `shard` of the raw store."""
     from asar_data.names import ntu_name_fields
-    from asar_data.ntu_format import SkeletonFormatError, parse_ntu
+    from asar_data.ntu_format import SkeletonFormatError, parse_ntu_frames
 
     xyz, ids, names, frame_counts, body_counts = [], [], [], [], []
     problems: list[Problem] = []
@@ -69,18 +63,19 @@ def ntu_shard(locations: list[str], bodies: int, part_location: str) -> dict[str
             continue
         nbytes += len(data)
         try:
-            sk = parse_ntu(data, max_bodies=bodies)
+            sk = parse_ntu_frames(data, max_bodies=bodies)
         except SkeletonFormatError as e:
             problems.append(Problem(fname, e.line, e.reason, "skipped"))
             continue
-        if not (sk.body_count > 0).any():
+        most_bodies = int(sk.body_count.max())
+        if most_bodies <= 0:
             problems.append(Problem(fname, None, "no frame has a body", "skipped"))
             continue
-        xyz.append(sk.xyz.astype(np.float32).transpose(0, 1, 3, 2))  # (T, B, 3, 25)
+        xyz.append(sk.xyz)  # (T, B, 3, 25) float32
         ids.append(sk.body_id)
         names.append(fname[: -len(".skeleton")])
         frame_counts.append(len(sk.xyz))
-        body_counts.append(int(sk.body_count.max()))
+        body_counts.append(most_bodies)
     meta = new_meta(len(names))
     meta["name"] = np.array(names, dtype=str)
     meta.update(ntu_name_fields(names))  # setup, camera, subject, replication, label
@@ -93,14 +88,14 @@ def ntu_shard(locations: list[str], bodies: int, part_location: str) -> dict[str
         problems=problems,
         counts={"files": len(locations), "bytes": nbytes},
     )
-    storage.write_bytes(part_location, part.to_bytes())
+    raw_store.write_shard(store, shard, part)
     return {"samples": part.samples, "problems": len(problems), "bytes": nbytes}
 
 
 def pku_shard(
-    videos: list[tuple[str, str, str]], part: int, part_location: str
+    videos: list[tuple[str, str, str]], part: int, store: str, shard: int
 ) -> dict[str, int]:
-    """Cut the labelled segments of PKU-MMD videos into one part file.
+    """Cut the labelled segments of PKU-MMD videos into shard `shard` of the raw store.
 
     videos: (video id like `0002-L`, skeleton file location, label file location).
     """
@@ -154,32 +149,37 @@ def pku_shard(
     out = concat_parts(parts, bodies=2)
     out.problems = problems
     out.counts = {"files": len(videos), "bytes": nbytes}
-    storage.write_bytes(part_location, out.to_bytes())
+    raw_store.write_shard(store, shard, out)
     return {"samples": out.samples, "problems": len(problems), "bytes": nbytes}
 
 
 def reference_shard(
     data_path: str, labels_path: str, source_split: int, start_: int, stop: int,
-    part_location: str,
+    store: str, shard: int,
 ) -> dict[str, int]:
-    """Samples [start_, stop) of a reference `(N, 3, T, 25, M)` array into one part file.
+    """Samples [start_, stop) of a reference `(N, 3, T, 25, M)` array into shard `shard`.
 
     Trailing all-zero frames (the reference's padding) are dropped: padding them
-    back gives the same array, so the 50-frame transform is unchanged.
+    back gives the same array, so the 50-frame transform is unchanged. A sample
+    holding a value that is not finite as float32 (nan, inf, 1e300 in a float64
+    file) is reported and skipped, as is one that is all zeros.
     """
     from asar_data.names import parse_ntu_name
     from asar_data.reference_files import load_label_pickle, open_reference_data
 
     data = open_reference_data(data_path)
-    names, labels = load_label_pickle(storage.read_bytes(labels_path))
-    block = np.asarray(data[start_:stop], dtype=np.float32)  # (n, 3, T, 25, M)
-    n, _, t, _, m = block.shape
-    nonzero = np.abs(block).sum(axis=(1, 3, 4)) > 0  # (n, T)
-    lengths = np.where(nonzero.any(1), t - np.argmax(nonzero[:, ::-1], axis=1), 0)
-    frames = block.transpose(0, 2, 4, 1, 3)  # (n, T, M, 3, 25)
-    keep = np.arange(t)[None, :] < lengths[:, None]
-    xyz = frames[keep]
-    present = np.abs(frames).sum(axis=(3, 4)) > 0  # (n, T, M)
+    names, labels = load_label_pickle(storage.read_bytes(labels_path), source=labels_path)
+    # float64 beyond float32 becomes inf; samples with nan or inf get length 0 (left out)
+    with np.errstate(over="ignore", invalid="ignore"):
+        block = np.asarray(data[start_:stop], dtype=np.float32)  # (n, 3, T, 25, M)
+        n, _, t, _, m = block.shape
+        finite = np.isfinite(block).all(axis=(1, 2, 3, 4))
+        nonzero = np.abs(block).sum(axis=(1, 3, 4)) > 0  # (n, T)
+        lengths = np.where(nonzero.any(1) & finite, t - np.argmax(nonzero[:, ::-1], axis=1), 0)
+        frames = block.transpose(0, 2, 4, 1, 3)  # (n, T, M, 3, 25)
+        keep = np.arange(t)[None, :] < lengths[:, None]
+        xyz = frames[keep]
+        present = np.abs(frames).sum(axis=(3, 4)) > 0  # (n, T, M)
     meta = new_meta(n)
     stems = [s[: -len(".skeleton")] if s.endswith(".skeleton") else s for s in names[start_:stop]]
     meta["name"] = np.array(stems, dtype=str)
@@ -192,23 +192,21 @@ def reference_shard(
         if parsed is not None:
             meta["setup"][i], meta["camera"][i] = parsed.setup, parsed.camera
             meta["subject"][i], meta["replication"][i] = parsed.subject, parsed.replication
+    file = data_path.replace("\\", "/").rsplit("/", 1)[-1]
     problems = [
-        Problem(stems[i], None, "sample is all zeros", "skipped")
+        Problem(stems[i], None, f"not a finite float32 number in {file} (sample {start_ + i})"
+                if not finite[i] else "sample is all zeros", "skipped")
         for i in np.flatnonzero(lengths == 0)
     ]
     good = lengths > 0
     meta = {k: v[good] for k, v in meta.items()}
     part = Part(xyz=xyz, body_id=np.zeros(xyz.shape[:2], np.uint64), meta=meta, problems=problems,
                 counts={"files": 0, "bytes": int(block.nbytes)})
-    storage.write_bytes(part_location, part.to_bytes())
+    raw_store.write_shard(store, shard, part)
     return {"samples": part.samples, "problems": len(problems), "bytes": int(block.nbytes)}
 
 
 # ---------------------------------------------------------------- the stage
-
-
-def _part_location(parts_dir: str, shard: int) -> str:
-    return storage.join(parts_dir, f"part-{shard:06d}.npz")
 
 
 def write_report(location: str, problems: list[Problem]) -> None:
@@ -220,100 +218,111 @@ def write_report(location: str, problems: list[Problem]) -> None:
     storage.write_text(location, buf.getvalue())
 
 
-def run_ingest(
-    ws: Workspace,
-    dataset: str,
-    params: dict[str, Any],
-    inputs: dict[str, Input],
-    shards: list[Any],
-    make_task: Callable[[Any, str], tuple[Callable[..., Any], tuple]],
-    shard_weight: Callable[[int], int],
-    attrs: dict[str, Any],
-    pre_problems: list[Problem],
-    pre_counts: dict[str, int],
-    workers: int | None,
-    scheduler: str | None,
-    force: bool,
-    progress: Progress,
-    unit: str,
-) -> IngestResult:
-    """The ingest machinery shared by every source format."""
-    out = ws.raw(dataset)
-    parts_dir = storage.join(storage.join(ws.root, dataset), "raw.parts")
-    report = ws.ingest_report(dataset)
-    run: ShardedRun = start(
-        INGEST, out.manifest, out.store, params, inputs, len(shards), force, progress,
-        scratch=(parts_dir, report),
-    )
-    if run.skipped:
-        m = run.plan.manifest
-        return IngestResult(dataset, "skip", run.plan.reason, m.summary, out.store, report)
-    t0 = time.perf_counter()
-    storage.makedirs(parts_dir)
-    # a shard listed as done whose part file has vanished is redone
-    missing = [i for i in run.log.manifest.shards_done
-               if not storage.exists(_part_location(parts_dir, i))]
-    if missing:
-        run.log.manifest.shards_done = sorted(set(run.log.manifest.shards_done) - set(missing))
-        run.log.flush()
-    run_shards(
-        run,
-        lambda i: make_task(shards[i], _part_location(parts_dir, i)),
-        workers, scheduler, progress, f"ingest {dataset}", weight=shard_weight, unit=unit,
-    )
-    problems = list(pre_problems)
-    counts = dict(pre_counts)
-    bodies = int(params["bodies"])
+def listing_problems(listing: storage.Listing) -> list[Problem]:
+    """What the walk of a raw folder would not hand out (loops, FIFOs, broken links)."""
+    return [Problem(u.rel, None, u.reason, "skipped") for u in listing.unlisted]
 
-    def parts():
-        for i in range(len(shards)):
-            p = Part.from_bytes(storage.read_bytes(_part_location(parts_dir, i)))
-            problems.extend(p.problems)
-            for k, v in p.counts.items():
-                counts[k] = counts.get(k, 0) + v
-            yield p
 
-    progress.note(f"ingest {dataset}: assembling {len(shards)} parts into {out.store}")
-    sizes = assemble(parts(), out.store, bodies, attrs)
-    write_report(report, problems)
-    by_action: dict[str, int] = {}
-    for p in problems:
-        by_action[p.action] = by_action.get(p.action, 0) + 1
-    summary = {
-        **sizes,
-        **counts,
-        "problems": len(problems),
-        "problems_by_action": by_action,
-        "seconds": round(time.perf_counter() - t0, 3),
-        "benchmarks": attrs.get("benchmarks", []),
-        "default_benchmark": attrs.get("default_benchmark"),
-        "kind": attrs.get("kind"),
-        "classes": attrs.get("classes"),
-    }
-    run.log.finish(summary)
-    storage.remove(parts_dir)
-    return IngestResult(dataset, run.plan.action, run.plan.reason, summary, out.store, report,
-                        problems)
+@dataclass(frozen=True)
+class IngestParams:
+    """One ingest, prepared from its source (NTU, PKU-MMD or reference files): the store
+    name, the parameters the store depends on, its inputs, one task spec per shard, and
+    what the source reader reported before any shard ran."""
+
+    dataset: str
+    params: Mapping[str, Any]
+    inputs: Mapping[str, Input]
+    shard_fn: Callable[..., dict[str, int]]   # module-level: (*spec, store, shard) -> summary
+    shards: list[tuple]                        # one spec per shard
+    weights: list[int]
+    attrs: Mapping[str, Any]
+    unit: str = "files"
+    problems: list[Problem] = field(default_factory=list)
+    counts: Mapping[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_name("dataset", self.dataset)
+
+
+class Ingest(Stage[IngestParams]):
+    name, version, parallel = "ingest", 2, True
+
+    def output(self, ws: Workspace, p: IngestParams) -> Output:
+        return ws.raw(p.dataset)
+
+    def command(self, p: IngestParams) -> str:
+        return f"ingest {p.dataset}"
+
+    def fingerprint_params(self, p: IngestParams) -> dict[str, Any]:
+        return dict(p.params)
+
+    def inputs(self, ws: Workspace, p: IngestParams, state: dict[str, Any]) -> dict[str, Input]:
+        return dict(p.inputs)
+
+    def shard_weights(self, run: Run[IngestParams]) -> list[int]:
+        return list(run.params.weights)
+
+    def begin(self, run: Run[IngestParams]) -> None:
+        report = run.ws.ingest_report(run.params.dataset)
+        if run.plan.action == "start":  # the stage's own older outputs
+            for own in (report, storage.join(run.ws.path(run.params.dataset), "raw.parts")):
+                if storage.exists(own):
+                    remove_own_output(run.ws, own)
+        # a shard listed as done whose record (written last) is missing is redone
+        run.redo({i for i in run.done if raw_store.shard_record(run.where, i) is None})
+
+    def task(self, run: Run[IngestParams], shard: int) -> tuple[Callable[..., Any], tuple]:
+        return run.params.shard_fn, (*run.params.shards[shard], run.where, shard)
+
+    def finish(self, run: Run[IngestParams]) -> dict[str, Any]:
+        p = run.params
+        done = raw_store.finalise(run.where, len(p.shards), int(p.params["bodies"]), p.attrs)
+        problems = list(p.problems) + done.problems
+        counts = dict(p.counts)
+        for k, v in done.counts.items():
+            counts[k] = counts.get(k, 0) + v
+        report = run.ws.ingest_report(p.dataset)
+        write_report(report, problems)
+        run.state.update(problems=problems, report=report)
+        by_action: dict[str, int] = {}
+        for q in problems:
+            by_action[q.action] = by_action.get(q.action, 0) + 1
+        return {
+            "samples": done.samples, "frames": done.frames, **counts,
+            "problems": len(problems), "problems_by_action": by_action,
+            "benchmarks": p.attrs.get("benchmarks", []),
+            "default_benchmark": p.attrs.get("default_benchmark"),
+            "kind": p.attrs.get("kind"), "classes": p.attrs.get("classes"),
+        }
+
+    def details(self, run: Run[IngestParams], summary: Mapping[str, Any]) -> dict[str, Any]:
+        return {"dataset": run.params.dataset,
+                "report": run.ws.ingest_report(run.params.dataset),
+                "problems": run.state.get("problems", [])}
+
+
+def run_ingest(ws: Workspace, p: IngestParams, workers: int | None, scheduler: str | None,
+               force: bool, wait: bool, progress: Progress | None) -> StageResult:
+    """Execute a prepared ingest (the entry points below prepare it from their source)."""
+    return execute(Ingest(), ws, p, Options(force=force, wait=wait, workers=workers,
+                                            scheduler=scheduler), progress)
 
 
 # ---------------------------------------------------------------- NTU
 
 
 def detect_ntu_dataset(names: list[str]) -> str:
-    """ntu120 when any name lies outside NTU-60's ranges, else ntu60."""
-    from asar_data.names import parse_ntu_name
+    """ntu120 when a valid sample name lies outside NTU-60's ranges, else ntu60.
+
+    Names out of NTU-120's ranges too (`A999`, `C000`) are not evidence of anything.
+    """
+    from asar_data.names import ntu_dataset_of, parse_ntu_name
 
     for n in names:
         p = parse_ntu_name(n)
-        if p is not None and (p.setup > 17 or p.action > 60 or p.subject > 40):
+        if p is not None and ntu_dataset_of(p) == "ntu120":
             return "ntu120"
     return "ntu60"
-
-
-def _in_dataset(dataset: str, name) -> bool:
-    if dataset == "ntu60":
-        return name.setup <= 17 and name.action <= 60
-    return True
 
 
 def ingest_ntu(
@@ -328,33 +337,41 @@ def ingest_ntu(
     progress: Progress | None = None,
     shard_files: int = NTU_SHARD_FILES,
     name: str | None = None,
-) -> IngestResult:
+    wait: bool = False,
+) -> StageResult:
     """Ingest a folder of NTU `.skeleton` files (searched recursively) into `<dataset>/raw.zarr`.
 
     `name` stores the dataset under another name (e.g. the demo's synthetic `synth60`,
     so that it never replaces a real ntu60 store); its benchmarks stay `dataset`'s.
     """
-    from asar_data.names import missing_samples, parse_ntu_name
+    from asar_data.names import missing_samples, ntu_dataset_of, ntu_name_problem, parse_ntu_name
 
     progress = progress or Progress()
     raw = storage.normalise(raw)
     if not storage.isdir(raw):
         raise IngestError(f"raw folder not found: {raw}")
-    files = list(storage.walk_files(raw))
-    rel = [f[len(raw):].lstrip("/\\") for f in files]
-    samples, ignored = [], []
-    for loc, r in zip(files, rel, strict=True):
-        base = r.replace("\\", "/").rsplit("/", 1)[-1]
-        parsed = parse_ntu_name(base) if base.endswith(".skeleton") else None
-        (samples if parsed is not None else ignored).append((base, loc, parsed))
-    if dataset is None:
-        dataset = detect_ntu_dataset([s[0] for s in samples])
-    if dataset not in ("ntu60", "ntu120"):
+    if dataset not in (None, "ntu60", "ntu120"):
         raise IngestError(f"--dataset must be ntu60 or ntu120, not {dataset!r}")
-    problems = [Problem(b, None, "not an NTU sample file", "ignored") for b, _, _ in ignored]
-    outside = [s for s in samples if not _in_dataset(dataset, s[2])]
+    listing = storage.walk(raw)  # the one listing: the files and the fingerprint
+    problems = listing_problems(listing)
+    samples, ignored, out_of_range = [], [], []  # samples: (name, location, its release)
+    for f in listing.files:
+        parsed = parse_ntu_name(f.name) if f.name.endswith(".skeleton") else None
+        release = None if parsed is None else ntu_dataset_of(parsed)
+        if parsed is None:
+            ignored.append(f.name)
+        elif release is None:  # out of range (A000, A999, C000): never evidence of a release
+            out_of_range.append((f.name, ntu_name_problem(parsed)))
+        else:
+            samples.append((f.name, f.location, release))
+    if dataset is None:
+        dataset = "ntu120" if any(s[2] == "ntu120" for s in samples) else "ntu60"
+    problems += [Problem(b, None, "not an NTU sample file", "ignored") for b in ignored]
+    problems += [Problem(b, None, f"not an NTU sample: {why}", "skipped")
+                 for b, why in out_of_range]
+    outside = [s for s in samples if dataset == "ntu60" and s[2] == "ntu120"]
     problems += [Problem(b, None, f"not part of {dataset}", "ignored") for b, _, _ in outside]
-    samples = [s for s in samples if _in_dataset(dataset, s[2])]
+    samples = [s for s in samples if not (dataset == "ntu60" and s[2] == "ntu120")]
     missing = missing_samples(dataset) if skip_missing else frozenset()
     on_list = [s for s in samples if s[0][: -len(".skeleton")] in missing]
     samples = sorted((s for s in samples if s[0][: -len(".skeleton")] not in missing),
@@ -370,25 +387,27 @@ def ingest_ntu(
     samples = unique
     if not samples:
         raise IngestError(f"no NTU .skeleton sample files found under {raw}")
-    fp, _ = tree_fingerprint(raw)
+    fp, _ = tree_fingerprint(raw, listing)
     spec = DATASETS[dataset]
     store_name = name or dataset
     params = {"dataset": dataset, "format": "ntu", "bodies": bodies,
               "skip_missing": skip_missing, "shard_files": shard_files}
-    shards = [[loc for _, loc, _ in samples[i:i + shard_files]]
+    shards = [([loc for _, loc, _ in samples[i:i + shard_files]], bodies)
               for i in range(0, len(samples), shard_files)]
+    if scheduler is None and (workers or default_workers()) > 1 and len(shards) > 1:
+        from asar_data.ntu_format import load_kernel
+
+        load_kernel()  # once, before the local workers are forked
     attrs = {"dataset": store_name, "kind": "ntu", "ntu_dataset": dataset,
              "long_crop": spec.long_crop, "benchmarks": list(spec.benchmarks),
              "default_benchmark": spec.default_benchmark, "classes": spec.classes,
              "source": raw}
-    return run_ingest(
-        ws, store_name, params, {"raw": Input(raw, fp, "folder")}, shards,
-        lambda files, part_loc: (ntu_shard, (files, bodies, part_loc)),
-        lambda i: len(shards[i]), attrs, problems,
+    prepared = IngestParams(
+        store_name, params, {"raw": Input(raw, fp, "folder")}, ntu_shard, shards,
+        [len(files) for files, _ in shards], attrs, "files", problems,
         {"ignored_files": len(ignored) + len(outside), "missing_list_skipped": len(on_list),
-         "candidate_files": len(samples)},
-        workers, scheduler, force, progress, unit="files",
-    )
+         "candidate_files": len(samples)})
+    return run_ingest(ws, prepared, workers, scheduler, force, wait, progress)
 
 
 # ---------------------------------------------------------------- PKU-MMD
@@ -399,40 +418,57 @@ PKU_SPLIT_FILES = {
 }
 
 
-def _find_pku_layout(raw: str, part: int) -> tuple[str, str, dict[str, str]]:
-    """(skeleton folder, label folder, split files) found under raw in the official layout."""
+def _folder_of(f: storage.Listed) -> str:
+    return f.location[: -len(f.name) - 1]
+
+
+def _find_pku_layout(listing: storage.Listing, part: int) -> tuple[str, str, dict[str, str]]:
+    """(skeleton folder, label folder, split files) found in the official layout."""
     from asar_data.names import parse_pku_video
 
     skel_dir = label_dir = None
     splits: dict[str, str] = {}
     wanted = {v: k for k, v in PKU_SPLIT_FILES[part].items()}
-    for loc in storage.walk_files(raw):
-        folder, name = loc.replace("\\", "/").rsplit("/", 1)
-        if name in wanted and wanted[name] not in splits:
-            splits[wanted[name]] = loc
-        if name.endswith(".txt") and parse_pku_video(name[:-4], part) is not None:
-            if "label" in folder.rsplit("/", 1)[-1].lower():
+    for f in listing.files:
+        if f.name in wanted and wanted[f.name] not in splits:
+            splits[wanted[f.name]] = f.location
+        if f.name.endswith(".txt") and parse_pku_video(f.name[:-4], part) is not None:
+            folder = _folder_of(f)
+            if "label" in f.rel.rpartition("/")[0].rsplit("/", 1)[-1].lower():
                 label_dir = label_dir or folder
             else:
                 skel_dir = skel_dir or folder
     if skel_dir is None:
-        raise IngestError(f"no PKU-MMD part {part} skeleton files found under {raw}")
+        raise IngestError(f"no PKU-MMD part {part} skeleton files found under {listing.root}")
     if label_dir is None:
-        raise IngestError(f"no PKU-MMD part {part} label folder found under {raw}")
+        raise IngestError(f"no PKU-MMD part {part} label folder found under {listing.root}")
     return skel_dir, label_dir, splits
 
 
-def _video_files(folder: str, part: int) -> tuple[dict[str, str], list[str]]:
-    """({video id: location} of the `<video>.txt` files of a folder, names of the others)."""
+def _listing(folder: str, raw: storage.Listing | None) -> storage.Listing:
+    """The listing of `folder`: cut from the raw folder's when it lies inside, else its own."""
+    if raw is not None and folder.startswith(raw.root) and (
+            folder == raw.root or folder[len(raw.root)] in "/\\"):
+        return raw.below(folder)
+    if not storage.isdir(folder):
+        raise IngestError(f"folder not found: {folder}")
+    return storage.walk(folder)
+
+
+def _video_files(listing: storage.Listing, part: int) -> tuple[dict[str, str], list[str]]:
+    """({video id: location} of the `<video>.txt` files directly in a listed folder, names
+    of its other files)."""
     from asar_data.names import parse_pku_video
 
     videos, others = {}, []
-    for e in storage.list_files(folder):
-        stem = e.name[:-4]
-        if e.name.endswith(".txt") and parse_pku_video(stem, part) is not None:
-            videos[stem] = storage.join(folder, e.name)
+    for f in listing.files:
+        if "/" in f.rel:
+            continue
+        stem = f.name[:-4]
+        if f.name.endswith(".txt") and parse_pku_video(stem, part) is not None:
+            videos[stem] = f.location
         else:
-            others.append(e.name)
+            others.append(f.name)
     return videos, others
 
 
@@ -448,8 +484,13 @@ def ingest_pku(
     force: bool = False,
     progress: Progress | None = None,
     shard_videos: int = PKU_SHARD_VIDEOS,
-) -> IngestResult:
-    """Ingest PKU-MMD part I or II: every labelled segment becomes one sample."""
+    wait: bool = False,
+) -> StageResult:
+    """Ingest PKU-MMD part I or II: every labelled segment becomes one sample.
+
+    Each folder is listed once: `--raw` alone is one walk, which gives the skeleton
+    and label folders, their files, their fingerprints and the split files.
+    """
     from asar_data.names import parse_pku_video
     from asar_data.pku_format import parse_pku_split
 
@@ -458,20 +499,23 @@ def ingest_pku(
         raise IngestError("--part must be 1 or 2")
     dataset = f"pku{part}"
     found_splits: dict[str, str] = {}
+    raw_listing = None
     if raw is not None:
         raw = storage.normalise(raw)
         if not storage.isdir(raw):
             raise IngestError(f"raw folder not found: {raw}")
-        s_dir, l_dir, found_splits = _find_pku_layout(raw, part)
+        raw_listing = storage.walk(raw)
+        s_dir, l_dir, found_splits = _find_pku_layout(raw_listing, part)
         skeletons, labels = skeletons or s_dir, labels or l_dir
     if skeletons is None or labels is None:
         raise IngestError("give --raw DIR, or both --skeletons and --labels")
     skeletons, labels = storage.normalise(skeletons), storage.normalise(labels)
+    skel_listing, label_listing = _listing(skeletons, raw_listing), _listing(labels, raw_listing)
     given = {k: storage.normalise(v) for k, v in (split_files or {}).items()}
     split_locs = {**found_splits, **given}
-    problems: list[Problem] = []
-    skel_files, ignored = _video_files(skeletons, part)
-    label_files, _ = _video_files(labels, part)
+    problems = listing_problems(skel_listing) + listing_problems(label_listing)
+    skel_files, ignored = _video_files(skel_listing, part)
+    label_files, _ = _video_files(label_listing, part)
     problems += [Problem(n, None, "not a PKU-MMD video file", "ignored") for n in ignored]
     for v in sorted(set(label_files) - set(skel_files)):
         problems.append(Problem(f"{v}.txt", None, "label file has no skeleton file", "skipped"))
@@ -482,7 +526,9 @@ def ingest_pku(
         raise IngestError(f"no PKU-MMD videos with both skeleton and label files in {skeletons}")
     lists: dict[str, dict[str, list[str]]] = {}
     for bench, loc in sorted(split_locs.items()):
-        train, test = parse_pku_split(storage.read_text(loc))
+        if not storage.exists(loc):
+            raise IngestError(f"split file not found: {loc}")
+        train, test = parse_pku_split(storage.read_text(loc), source=loc)
         name = loc.rsplit("/", 1)[-1]
         for which, ids in (("train", train), ("test", test)):
             for vid in ids:
@@ -495,25 +541,23 @@ def ingest_pku(
     spec = DATASETS[dataset]
     benchmarks = [b for b in spec.benchmarks if b in lists]
     inputs = {
-        "skeletons": Input(skeletons, tree_fingerprint(skeletons)[0], "folder"),
-        "labels": Input(labels, tree_fingerprint(labels)[0], "folder"),
+        "skeletons": Input(skeletons, tree_fingerprint(skeletons, skel_listing)[0], "folder"),
+        "labels": Input(labels, tree_fingerprint(labels, label_listing)[0], "folder"),
     }
     for bench, loc in sorted(split_locs.items()):
         inputs[f"split_{bench}"] = Input(loc, file_fingerprint(loc), "file")
     params = {"dataset": dataset, "format": "pku", "part": part, "bodies": 2,
               "shard_videos": shard_videos}
-    shards = [[(v, skel_files[v], label_files[v]) for v in videos[i:i + shard_videos]]
+    shards = [([(v, skel_files[v], label_files[v]) for v in videos[i:i + shard_videos]], part)
               for i in range(0, len(videos), shard_videos)]
     attrs = {"dataset": dataset, "kind": "pku", "ntu_dataset": None, "long_crop": spec.long_crop,
              "benchmarks": benchmarks, "default_benchmark": spec.default_benchmark
              if spec.default_benchmark in benchmarks else (benchmarks or [None])[0],
              "classes": spec.classes, "split_lists": lists, "source": skeletons}
-    return run_ingest(
-        ws, dataset, params, inputs, shards,
-        lambda vids, part_loc: (pku_shard, (vids, part, part_loc)),
-        lambda i: len(shards[i]), attrs, problems, {"ignored_files": len(ignored)},
-        workers, scheduler, force, progress, unit="videos",
-    )
+    prepared = IngestParams(
+        dataset, params, inputs, pku_shard, shards, [len(v) for v, _ in shards], attrs,
+        "videos", problems, {"ignored_files": len(ignored)})
+    return run_ingest(ws, prepared, workers, scheduler, force, wait, progress)
 
 
 # ---------------------------------------------------------------- reference folders
@@ -532,7 +576,8 @@ def ingest_reference(
     force: bool = False,
     progress: Progress | None = None,
     shard_samples: int = REFERENCE_SHARD_SAMPLES,
-) -> IngestResult:
+    wait: bool = False,
+) -> StageResult:
     """Import a reference tools' folder: `(N, 3, T, 25, M)` float32 `.npy` + label pickle.
 
     `data`/`labels` become the training side of the `default` benchmark and
@@ -540,11 +585,9 @@ def ingest_reference(
     the NTU benchmarks are available too.
     """
     from asar_data.names import parse_ntu_name
-    from asar_data.reference_files import load_label_pickle, open_reference_data
+    from asar_data.reference_files import check_labels, load_label_pickle, open_reference_data
 
-    progress = progress or Progress()
-    if not name or "/" in name or name.startswith("."):
-        raise IngestError(f"--name must be a plain dataset name, not {name!r}")
+    check_name("dataset", name)
     pairs = [(data, labels, 0)]
     if (val_data is None) != (val_labels is None):
         raise IngestError("give both --val-data and --val-labels, or neither")
@@ -556,14 +599,18 @@ def ingest_reference(
         d, lab = storage.normalise(d), storage.normalise(lab)
         if storage.is_url(d):  # np.load would say "no such file"
             raise IngestError(f"{d}: reference .npy files are memory-mapped, so they must be "
-                             "on a local or shared filesystem: copy it there first")
+                              "on a local or shared filesystem: copy it there first")
+        for path in (d, lab):
+            if not storage.exists(path):
+                raise IngestError(f"file not found: {path}")
         arr = open_reference_data(d)
-        names, labs = load_label_pickle(storage.read_bytes(lab))
+        names, labs = load_label_pickle(storage.read_bytes(lab), source=lab)
         if len(names) != len(arr) or len(labs) != len(arr):
             raise IngestError(
                 f"{lab} lists {len(names)} names and {len(labs)} labels "
                 f"for {len(arr)} samples in {d}"
             )
+        check_labels(labs, names, classes, lab)  # in [0, classes), and within int16
         bodies = max(bodies, arr.shape[4])
         max_label = max([max_label, *labs]) if labs else max_label
         all_names += names
@@ -581,9 +628,6 @@ def ingest_reference(
     attrs = {"dataset": name, "kind": "reference", "ntu_dataset": ntu_dataset, "long_crop": "first",
              "benchmarks": benchmarks, "default_benchmark": "default",
              "classes": classes or int(max_label) + 1, "source": storage.normalise(data)}
-    return run_ingest(
-        ws, name, params, inputs, shards,
-        lambda s, part_loc: (reference_shard, (*s, part_loc)),
-        lambda i: shards[i][4] - shards[i][3], attrs, [], {}, workers, scheduler, force,
-        progress, unit="samples",
-    )
+    prepared = IngestParams(name, params, inputs, reference_shard, shards,
+                            [sh[4] - sh[3] for sh in shards], attrs, "samples")
+    return run_ingest(ws, prepared, workers, scheduler, force, wait, progress)

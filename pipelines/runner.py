@@ -312,6 +312,7 @@ def _run_shards(stage: Stage[P], run: Run[P], weights: list[int], options: Optio
     pending = [i for i in range(len(weights)) if i not in done]
     if not pending:
         return
+    unit = getattr(run.params, "unit", stage.unit)   # a stage's params may name it
     total, completed = sum(weights), sum(weights[i] for i in done if i < len(weights))
     label = f"{stage.name} {getattr(run.params, 'dataset', '')}".strip()
     t_start, w_start = time.monotonic(), completed
@@ -325,10 +326,10 @@ def _run_shards(stage: Stage[P], run: Run[P], weights: list[int], options: Optio
         bar.update(completed=completed)
         rate = (completed - w_start) / max(time.monotonic() - t_start, 1e-9)
         eta = (total - completed) / rate if rate > 0 else None
-        run.beat(done=completed, total=total, unit=stage.unit,
+        run.beat(done=completed, total=total, unit=unit,
                  eta_s=None if eta is None else round(eta, 1))
 
-    with run.progress.bar(label, total=total, completed=completed, unit=stage.unit,
+    with run.progress.bar(label, total=total, completed=completed, unit=unit,
                           level="run") as bar:
         try:
             if not stage.parallel:

@@ -26,8 +26,9 @@ Action = Literal["skip", "resume", "start"]
 
 
 @dataclass(frozen=True)
-class Stage:
-    """A stage's identity: its name and a revision bumped whenever its output changes."""
+class StageId:
+    """A stage's identity: its name and a revision bumped whenever its output changes
+    (the `pipelines.runner.Stage` declarations carry the same two attributes)."""
 
     name: str
     version: int
@@ -53,7 +54,7 @@ class Input:
 class Plan:
     """What a stage run will do, and why."""
 
-    stage: Stage
+    stage: StageId
     manifest_path: str
     output: str
     params: dict[str, Any]
@@ -84,7 +85,7 @@ def why_different(old: Manifest, code: str, params: Mapping, inputs: Mapping[str
 
 
 def plan(
-    stage: Stage,
+    stage: StageId,
     manifest_path: str,
     output: str,
     params: Mapping[str, Any],

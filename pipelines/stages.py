@@ -10,11 +10,9 @@ from typing import Any
 from pipelines.downsample import Downsample
 from pipelines.evaluate import Evaluate
 from pipelines.export import Export
+from pipelines.ingest import Ingest
 from pipelines.pretrain import Pretrain
 from pipelines.report import Report
-from pipelines.stage import Stage
 
-INGEST = Stage("ingest", version=1)  # TODO(lead): the ingest declaration once converted
-
-ALL: dict[str, Any] = {s.name: s for s in (INGEST, Downsample(), Pretrain(), Evaluate(),
+ALL: dict[str, Any] = {s.name: s for s in (Ingest(), Downsample(), Pretrain(), Evaluate(),
                                           Export(), Report())}

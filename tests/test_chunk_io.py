@@ -141,16 +141,59 @@ def test_only_the_plain_format_is_read_directly(tmp_path):
 
 
 def test_raw_store_reads_frames_directly_as_zarr_reads_them(tmp_path, synth_ntu):
-    result = ingest_ntu(Workspace(str(tmp_path)), str(synth_ntu), workers=1)
-    raw = RawStore(result.store)
-    root = zarr.open_group(result.store, mode="r")
-    assert chunk_io.open_plain(f"{result.store}/xyz") is not None
-    assert chunk_io.open_plain(f"{result.store}/body_id") is None  # compressed: denoise only
-    xyz, ids, offsets = raw.frames(5, 40, bodies=2, ids=False)
-    a, b = raw.offsets[5], raw.offsets[40]
-    assert ids is None and np.array_equal(offsets, raw.offsets[5:41] - a)
-    assert np.array_equal(xyz, root["xyz"][a:b, :2])
+    result = ingest_ntu(Workspace(str(tmp_path)), str(synth_ntu), workers=1, shard_files=16)
+    raw = RawStore(result.output)
+    root = zarr.open_group(result.output, mode="r")
+    assert chunk_io.open_plain(f"{result.output}/shards/000001/xyz") is not None
+    assert chunk_io.open_plain(f"{result.output}/shards/000001/body_id") is not None
+    xyz, ids, offsets = raw.frames(5, 40, bodies=2, ids=False)  # samples of three shards
+    assert ids is None and np.array_equal(offsets, raw.offsets[5:41] - raw.offsets[5])
+    shard, position, count = (root[k][5:40] for k in ("shard", "position", "frame_count"))
+    assert len(set(shard.tolist())) == 3
+    expected_xyz = np.concatenate([root[f"shards/{s:06d}/xyz"][p:p + c]
+                                   for s, p, c in zip(shard, position, count, strict=True)])
+    expected_ids = np.concatenate([root[f"shards/{s:06d}/body_id"][p:p + c]
+                                   for s, p, c in zip(shard, position, count, strict=True)])
+    assert np.array_equal(xyz, expected_xyz[:, :2])
     all_slots, ids, _ = raw.frames(5, 40)
-    assert np.array_equal(all_slots, root["xyz"][a:b]) and np.array_equal(ids, root["body_id"][a:b])
+    assert np.array_equal(all_slots, expected_xyz) and np.array_equal(ids, expected_ids)
     assert np.array_equal(raw.meta("subject"), root["subject"][:])
     assert list(raw.meta("name")) == list(root["name"][:])
+
+
+def test_chunks_holding_only_the_fill_value_are_left_out_when_asked(store):
+    group = _group(store)
+    _plain(group, "a", shape=(8, 4), chunks=(4, 2))
+    x = np.zeros((8, 4), np.float32)
+    x[5, 3] = 1.0  # only chunk (1, 1) holds a value
+    chunk_io.write_rows(f"{store}/a", 0, x, write_empty=False)
+    assert np.array_equal(zarr.open_array(store=zarr_store(f"{store}/a"), mode="r")[:], x)
+    stored = {(i, j) for i in range(2) for j in range(2)
+              if chunk_io.read_object(f"{store}/a/c/{i}/{j}") is not None}
+    assert stored == {(1, 1)}
+    chunk_io.write_rows(f"{store}/a", 0, np.zeros_like(x), write_empty=False)  # removes it
+    assert chunk_io.read_object(f"{store}/a/c/1/1") is None
+
+
+def test_leftovers_of_interrupted_writes_are_removed_and_nothing_else(tmp_path):
+    folder = tmp_path / "s.zarr" / "a" / "c"
+    folder.mkdir(parents=True)
+    for name in ("0", ".0.1f2e.partial", "1.abc.partial", ".tmp-x-zarr.json", "zarr.json"):
+        (folder / name).write_bytes(b"x")
+    assert chunk_io.remove_partial_writes(str(tmp_path / "s.zarr")) == 3
+    assert sorted(p.name for p in folder.iterdir()) == ["0", "zarr.json"]
+
+
+def test_dot_separated_chunk_keys_are_read_and_written_as_zarr_does(store):
+    group = _group(store)
+    z = group.create_array("d", shape=(10, 3), chunks=(4, 3), dtype="float32", fill_value=0.0,
+                           compressors=None,
+                           chunk_key_encoding={"name": "default", "separator": "."})
+    x = _values((10, 3))
+    z[:] = x
+    assert np.array_equal(chunk_io.read(f"{store}/d", (slice(3, 9),)), x[3:9])
+    meta = chunk_io.plain_array_metadata((10, 3), "float32", (4, 3), separator=".")
+    chunk_io.write_metadata(f"{store}/e", meta)
+    chunk_io.write_rows(f"{store}/e", 0, x)
+    assert chunk_io.read_object(f"{store}/e/c.2.0") is not None  # one file, no folders
+    assert np.array_equal(zarr.open_array(store=zarr_store(f"{store}/e"), mode="r")[:], x)

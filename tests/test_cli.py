@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 import cli
-from pipelines.stage import Input, ShardLog, Stage, plan
+from pipelines.stage import Input, ShardLog, StageId, plan
 from pipelines.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -96,7 +96,7 @@ def test_pretrain_defaults_to_the_datasets_default_benchmark_and_preset(workspac
 
 def test_status_shows_complete_partial_stale_and_missing(workspace_copy):
     ws = Workspace(str(workspace_copy))
-    toy = Stage("downsample", 1)  # a partial run written by hand: 1 of 3 shards
+    toy = StageId("downsample", 1)  # a partial run written by hand: 1 of 3 shards
     partial = plan(toy, ws.frames("ntu60", 20).manifest, ws.frames("ntu60", 20).store,
                    {"frames": 20}, {"raw": Input(ws.raw("ntu60").store, "x", "store")})
     ShardLog(partial, 3).done([0])

@@ -39,7 +39,8 @@ def test_stage_output_equals_the_reference_transform(frames_workspace, reference
 
 def test_store_carries_dimension_names_labels_names_and_splits(frames_workspace):
     root = zarr.open_group(str(frames_workspace / "ntu60" / "frames50.zarr"), mode="r")
-    assert root["data"].metadata.dimension_names == ("sample", "xyz", "frame", "joint", "body")
+    assert root["data"].metadata.dimension_names == ("sample", "coordinate", "frame", "joint",
+                                                     "body")
     assert root["data"].shape[1:] == (3, 50, 25, 2) and root["data"].dtype == np.float32
     store = FramesStore(str(frames_workspace / "ntu60" / "frames50.zarr"))
     names = store.names

@@ -111,12 +111,12 @@ def test_status_tells_a_running_run_from_a_stopped_one(workspace_copy):
     from click.testing import CliRunner
 
     import cli
-    from pipelines.stage import Input, ShardLog, Stage, plan
+    from pipelines.stage import Input, ShardLog, StageId, plan
     from pipelines.workspace import Workspace
 
     ws = Workspace(str(workspace_copy))
     out = ws.run("ntu60", "r")
-    partial = plan(Stage("pretrain", 1), out.manifest, out.store, {"num_epoch": 10},
+    partial = plan(StageId("pretrain", 1), out.manifest, out.store, {"num_epoch": 10},
                    {"frames": Input(ws.frames("ntu60").store, "x", "store")})
     ShardLog(partial, 10).done([0, 1])
 

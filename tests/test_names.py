@@ -48,6 +48,20 @@ def test_vectorised_fields_equal_the_per_name_parse():
     assert all(v.dtype == np.int16 for v in fields.values())
 
 
+def test_out_of_range_fields_are_named_and_the_release_is_the_smallest_that_holds_it():
+    from asar_data.names import ntu_dataset_of, ntu_name_problem
+
+    assert ntu_name_problem(parse_ntu_name("S001C001P001R001A999")) == (
+        "action 999 is outside 1-120")
+    assert ntu_name_problem(parse_ntu_name("S001C000P001R001A001")) == "camera 0 is outside 1-3"
+    assert ntu_name_problem(parse_ntu_name("S018C001P001R001A001"), "ntu60") == (
+        "setup 18 is outside 1-17")
+    for name, release in (("S017C003P040R002A060", "ntu60"), ("S001C001P041R001A001", "ntu120"),
+                          ("S032C003P106R002A120", "ntu120"), ("S001C001P001R003A001", None),
+                          ("S001C001P001R001A000", None), ("S033C001P001R001A001", None)):
+        assert ntu_dataset_of(parse_ntu_name(name)) == release, name
+
+
 def test_vectorised_fields_name_the_first_bad_name():
     with pytest.raises(ValueError, match="S001C002P003R002A0x3"):
         ntu_name_fields(["S001C002P003R002A013", "S001C002P003R002A0x3", "nope"])

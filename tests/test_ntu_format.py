@@ -375,6 +375,7 @@ HARD_NUMBERS = [
 def test_exponents_and_long_mantissas_give_pythons_float_bit_for_bit():
     rng = random.Random(2)
     texts = HARD_NUMBERS + [number_text(rng) for _ in range(3000)]
+    texts = [t for t in texts if ntu_format.finite_float32(float(t))]  # the rest are refused
     texts += [""] * (-len(texts) % 75)
     texts = [t or "0" for t in texts]
     triples = [tuple(texts[i:i + 3]) for i in range(0, len(texts), 3)]
@@ -455,9 +456,58 @@ def test_a_value_is_read_by_the_compiled_path_only_in_the_plain_number_forms(tex
     if expected is False:
         with pytest.raises(SkeletonFormatError, match="is not a number"):
             parse_ntu(data)
+    elif column == 0 and not ntu_format.finite_float32(float(text)):  # nan, infinity
+        with pytest.raises(SkeletonFormatError, match="not a finite float32 number"):
+            parse_ntu(data)
     else:
         sk = parse_ntu(data)  # line 7: joint 3 of the first body
-        if column == 0 and text != "nan":
+        if column == 0:
             assert sk.xyz[0, 0, 2, 0] == float(text)
         if fast is not None:
             assert_same(fast, sk)
+
+
+NON_FINITE = ["nan", "-nan", "NaN", "inf", "-Infinity", "1e300", "-3.5e38", "1e39",
+              "340282356779733661637539395458142568448"]  # 2**128 - 2**103: rounds to inf
+
+
+@pytest.mark.parametrize("text", NON_FINITE)
+@pytest.mark.parametrize("line, column", [(7, 0), (60, 2)], ids=["x-body1", "z-body2"])
+def test_a_kept_coordinate_that_is_not_finite_as_float32_is_refused_with_its_line(
+        text, line, column):
+    data = encode(edit_token(line, column, text)(BASE))
+    with pytest.raises(SkeletonFormatError) as err:
+        parse_ntu(data)
+    assert err.value.line == line and "not a finite float32 number" in err.value.reason
+    assert f'"{text[:12]}' in err.value.reason
+    assert ntu_format._parse_fast(data, 2) is None  # the compiled path declines it
+
+
+def test_the_largest_finite_float32_and_non_finite_unused_values_are_read():
+    largest = "3.4028235e38"  # rounds to float32's largest finite value
+    sk = parse_ntu(encode(edit_token(7, 1, largest)(BASE)))
+    assert np.float32(sk.xyz[0, 0, 2, 1]) == np.finfo(np.float32).max
+    for line, column in ((7, 5), (3, 8)):  # depthY of a joint, leanY of a body: never stored
+        assert parse_ntu(encode(edit_token(line, column, "nan")(BASE))).xyz.shape == (2, 2, 25, 3)
+    beyond = encode(edit_token(60, 2, "1e300")(BASE))  # z of the second body
+    assert parse_ntu(beyond, max_bodies=1).xyz.shape == (2, 1, 25, 3)  # that body is not kept
+
+
+def test_store_layout_reader_equals_float32_of_the_exact_reader(real_dir):
+    """parse_ntu_frames: float32 (T, M, 3, 25) straight from the kernel, fix-ups and the line
+    reader included, bit for bit `parse_ntu(...).xyz.astype(float32).transpose(0, 1, 3, 2)`."""
+    texts = ["1.00000000000000000000001", "3.4028235e38", "-1e-50", "0.1"]  # fix-ups
+    body = joints(9)
+    body[:2] = [tuple(texts[:3]), (texts[3], "2", "-0")]
+    cases = [p.read_bytes() for p in real_skeletons(real_dir)[:6]]
+    cases += [encode(skeleton_lines([[(1, body)], []])),  # a fix-up, then a frame of nobody
+              encode(edit_token(7, 8, "1_0")(BASE))]  # declined: the line reader reads it
+    for data in cases:
+        for max_bodies in (1, 2, 4):
+            exact = parse_ntu(data, max_bodies)
+            frames = ntu_format.parse_ntu_frames(data, max_bodies)
+            expected = exact.xyz.astype(np.float32).transpose(0, 1, 3, 2)
+            assert frames.xyz.dtype == np.float32 and frames.xyz.flags.c_contiguous
+            assert np.array_equal(frames.xyz.view(np.uint32), expected.view(np.uint32))
+            assert np.array_equal(frames.body_id, exact.body_id)
+            assert np.array_equal(frames.body_count, exact.body_count)

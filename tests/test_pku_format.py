@@ -67,6 +67,18 @@ def test_bad_skeleton_lines_are_named(case):
     assert (err.value.line, err.value.reason) == (line, reason)
 
 
+@pytest.mark.parametrize("text", ["nan", "inf", "-Infinity", "1e300", "-4e38"])
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n"], ids=["lf", "crlf"])
+def test_a_value_that_is_not_finite_as_float32_is_refused_with_its_line(text, newline):
+    lines = [frame_line(i) for i in range(4)]
+    tokens = lines[2].split(b" ")
+    tokens[77] = text.encode()
+    lines[2] = b" ".join(tokens)
+    with pytest.raises(SkeletonFormatError) as err:
+        parse_pku_skeleton(newline.join(lines) + newline)
+    assert (err.value.line, err.value.reason) == (3, f'"{text}" is not a finite float32 number')
+
+
 def test_an_empty_skeleton_file_is_refused():
     with pytest.raises(SkeletonFormatError, match="empty file"):
         parse_pku_skeleton(b"\n \n")

@@ -7,8 +7,11 @@ import pickle
 import numpy as np
 import pytest
 
+from asar_data.errors import AsarError
 from asar_data.reference_files import (
+    ReferenceFileError,
     RefusedPickleError,
+    check_labels,
     load_label_pickle,
     open_reference_data,
     restricted_loads,
@@ -93,3 +96,26 @@ def test_reference_data_of_another_kind_is_refused_naming_the_file(tmp_path, arr
     with pytest.raises(ValueError, match=message) as err:
         open_reference_data(path)
     assert "bad.npy" in str(err.value)
+
+
+def test_a_truncated_or_refused_pickle_is_an_expected_failure_naming_the_file(tmp_path):
+    path = tmp_path / "train_label.pkl"
+    path.write_bytes(pickle.dumps((["a", "b"], [0, 1]))[:-3])
+    with pytest.raises(ReferenceFileError, match="truncated") as err:
+        load_label_pickle(path)
+    assert str(err.value).startswith(str(path)) and isinstance(err.value, AsarError)
+    with pytest.raises(RefusedPickleError) as err:
+        load_label_pickle(pickle.dumps((["a"], [RunsCommand()])), source="x/val_label.pkl")
+    assert str(err.value).startswith("x/val_label.pkl: refused")
+    assert isinstance(err.value, AsarError)
+
+
+def test_labels_must_lie_in_the_classes_and_fit_the_store():
+    check_labels([0, 1, 59], ["a", "b", "c"], 60, "l.pkl")
+    check_labels([0, 32767], ["a", "b"], None, "l.pkl")
+    for labels, classes, fragment in (([0, -2], None, "label -2 of sample 'b'"),
+                                      ([32768, 0], None, "0-32767"),
+                                      ([0, 60], 60, r"labels must be 0-59 \(--classes 60\)"),
+                                      ([0], 40000, "--classes 40000 is outside")):
+        with pytest.raises(ReferenceFileError, match=fragment):
+            check_labels(labels, ["a", "b"], classes, "l.pkl")

@@ -13,7 +13,7 @@ import pytest
 
 from pipelines.config import apply_overrides, load_preset
 from pipelines.report import report
-from pipelines.stage import Input, ShardLog, Stage, plan
+from pipelines.stage import Input, ShardLog, StageId, plan
 from pipelines.workspace import Workspace
 
 TINY = ["model_args.hidden_channels=4", "model_args.hidden_dim=16", "num_epoch=5",
@@ -31,7 +31,7 @@ def fake_run(ws: Workspace, name: str, epochs: int, done: int) -> Path:
                 "active_sampling": e >= 2, "seconds": 1.0, "samples_per_s": 100.0}
                for e in range(done)]
     Path(out.store, "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    p = plan(Stage("pretrain", 1), out.manifest, out.store, {"num_epoch": epochs},
+    p = plan(StageId("pretrain", 1), out.manifest, out.store, {"num_epoch": epochs},
              {"frames": Input(ws.relative(ws.frames("ntu60").store), "x", "store")})
     log = ShardLog(p, epochs)
     log.done(range(done))

@@ -8,9 +8,9 @@ import pytest
 from asar_data import storage
 from pipelines import fingerprint
 from pipelines.manifest import Manifest
-from pipelines.stage import Input, ShardLog, Stage, plan
+from pipelines.stage import Input, ShardLog, StageId, plan
 
-STAGE = Stage("toy", version=1)
+STAGE = StageId("toy", version=1)
 
 
 def _plan(tmp_path, params=None, inputs=None, stage=STAGE, force=False):
@@ -41,7 +41,7 @@ def test_fingerprint_changes_exactly_with_name_code_params_and_inputs():
 
 
 def test_code_version_is_part_of_the_stage_identity():
-    assert Stage("toy", 1).code_version != Stage("toy", 2).code_version
+    assert StageId("toy", 1).code_version != StageId("toy", 2).code_version
 
 
 def test_tree_fingerprint_sees_size_time_added_and_removed_files(tmp_path):
@@ -81,7 +81,7 @@ def test_changed_input_or_code_version_restarts(tmp_path):
     _complete(tmp_path, _plan(tmp_path))
     changed = _plan(tmp_path, inputs={"raw": Input("/data", "def", "folder")})
     assert changed.action == "start" and "input raw changed" in changed.reason
-    newer = _plan(tmp_path, stage=Stage("toy", 2))
+    newer = _plan(tmp_path, stage=StageId("toy", 2))
     assert newer.action == "start" and "code version" in newer.reason
 
 
