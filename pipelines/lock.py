@@ -8,9 +8,10 @@ reads. A clean exit removes it; a killed run leaves it behind with nobody holdin
 which `status` reports as stopped.
 
 On object storage there is no flock: the lock is a lease object with an expiry, renewed
-by a background thread. A lease whose expiry has passed belongs to a process that is
-gone and is taken over. Two runs starting within the same second can both write a
-lease; each reads it back after a pause and only the one whose token stayed goes on.
+by a background thread. A lease whose expiry has passed, or whose process is known to be
+gone (same host, no such pid), is taken over. Two runs starting within the same second
+can both write a lease; each reads it back after a pause and only the one whose token
+stayed goes on.
 """
 from __future__ import annotations
 
@@ -203,7 +204,7 @@ class OutputLock:
     # -- object storage: leases -----------------------------------------------------------
     def _try_lease(self) -> Holder | None:
         current = _read_lease(self.location)
-        if current is not None and (current.expires or 0) > time.time():
+        if current is not None and _lease_alive(current):
             return current
         self._write_holder()
         time.sleep(LEASE_SETTLE_S)
@@ -219,6 +220,13 @@ class OutputLock:
         while not self._stop.wait(LEASE_TTL_S / 3):
             with contextlib.suppress(Exception):
                 self._write_holder()
+
+
+def _lease_alive(holder: Holder) -> bool:
+    """A lease holds until it expires, unless its process is known to be gone (this host)."""
+    if (holder.expires or 0) <= time.time():
+        return False
+    return holder.host != socket.gethostname() or _pid_alive(holder.pid)
 
 
 def _read_lease(location: str) -> Holder | None:
@@ -243,7 +251,7 @@ def inspect(location: str) -> tuple[State, Holder | None]:
         holder = _read_lease(location)
         if holder is None:
             return "free", None
-        return ("running" if (holder.expires or 0) > time.time() else "stopped"), holder
+        return ("running" if _lease_alive(holder) else "stopped"), holder
     holder = read_holder(location)
     if not os.path.exists(location):
         return "free", None
