@@ -31,8 +31,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root
 
 from asar_model import stgcn  # noqa: E402
+from asar_model.training import build_learner  # noqa: E402
 from pipelines.config import load_preset  # noqa: E402
-from pipelines.pretrain import build_learner  # noqa: E402
 
 MATTERS = 0.05   # a saving below 5% of a whole step does not pay for hand-written code
 
@@ -113,8 +113,8 @@ def main() -> None:
 
     cfg["batch_size"] = args.batch
     torch.manual_seed(0)
-    learners = {"hand-written": build_learner(cfg).train()}
-    learners["nn.Dropout"] = swap_dropout(build_learner(cfg).train())
+    learners = {"hand-written": build_learner(cfg.get("model_args")).train()}
+    learners["nn.Dropout"] = swap_dropout(build_learner(cfg.get("model_args")).train())
     optims = {k: torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
               for k, m in learners.items()}
     x = torch.randn(args.batch, 3, 50, 25, 2, generator=gen)

@@ -67,9 +67,10 @@ from asar_data.frames_store import FramesStore  # noqa: E402
 from asar_data.loader import ResidentSource  # noqa: E402
 from asar_data.streams import to_stream  # noqa: E402
 from asar_model.stgcn import Model, reference_init  # noqa: E402
+from asar_model.training import build_learner  # noqa: E402
 from pipelines.config import get_key, load_preset  # noqa: E402
 from pipelines.manifest import Manifest  # noqa: E402
-from pipelines.pretrain import build_learner, pretrain  # noqa: E402
+from pipelines.pretrain import pretrain  # noqa: E402
 from pipelines.progress import Bar, Progress  # noqa: E402
 from pipelines.workspace import Workspace  # noqa: E402
 
@@ -224,7 +225,7 @@ def step_table(device: torch.device, cfg: dict, data: np.ndarray, labels: np.nda
     batch, steps = args.batch, args.steps
     active = int(get_key(cfg, "model_args.active_epoch"))
     torch.manual_seed(0)
-    ours = build_learner(cfg).to(device).train()
+    ours = build_learner(cfg.get("model_args")).to(device).train()
     ref = ReferenceStyleASAR(**cfg["model_args"]).to(device).train()
     ref.load_state_dict(ours.state_dict())
     opt_ours, opt_ref = make_sgd(ours, cfg), make_sgd(ref, cfg)
