@@ -41,6 +41,28 @@ class ConfigWarning(UserWarning):
 
 
 # -- files and overrides -------------------------------------------------------------------
+class ConfigParams:
+    """What stage parameters holding a resolved ``config`` read from it (a mixin)."""
+
+    config: Mapping[str, Any]
+
+    @property
+    def dataset(self) -> str:
+        return str(self.config["dataset"])
+
+    @property
+    def benchmark(self) -> str:
+        return str(self.config["benchmark"])
+
+    @property
+    def seed(self) -> int:
+        return int(self.config.get("seed", 0))
+
+    @property
+    def frames(self) -> int:
+        return int(self.config.get("frames", 50))
+
+
 def preset_names(kind: str) -> list[str]:
     return sorted(p.stem for p in (PRESETS / kind).glob("*.yaml"))
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from asar_data import storage
-from pipelines.config import RUNTIME_KEYS, ConfigError, get_key
+from pipelines.config import RUNTIME_KEYS, ConfigError, ConfigParams, get_key
 from pipelines.fingerprint import digest, file_fingerprint
 from pipelines.manifest import Manifest
 from pipelines.progress import Progress
@@ -401,7 +401,7 @@ def _summary(result: Mapping[str, Any]) -> dict[str, Any]:
 
 # -- one stream: a stage -------------------------------------------------------------------
 @dataclass(frozen=True)
-class EvalParams:
+class EvalParams(ConfigParams):
     """One evaluation: folder name, resolved config (with dataset and benchmark), protocol,
     stream, weights file (absolute path/URL, or None for the random-init baseline), k for
     knn, label_fraction for semi."""
@@ -432,31 +432,32 @@ class EvalParams:
         object.__setattr__(self, "config",
                            validate_config(self.config, CONFIG_KIND[self.protocol])[0])
 
-    @property
-    def dataset(self) -> str:
-        return str(self.config["dataset"])
-
-    @property
-    def benchmark(self) -> str:
-        return str(self.config["benchmark"])
-
-    @property
-    def seed(self) -> int:
-        return int(self.config.get("seed", 0))
-
-    @property
-    def frames(self) -> int:
-        return int(self.config.get("frames", 50))
 
 
-class Evaluate(Stage[EvalParams]):
-    name, version, output_kind = "evaluate", 1, "atomic"
+class _Evaluation(Stage):
+    """What every evaluation stage shares: an atomic folder whose result.json is the
+    result (params have dataset, benchmark, protocol, stream, name)."""
+
+    output_kind = "atomic"
+
+    def output(self, ws: Workspace, p: Any) -> Output:
+        return ws.evaluation(p.dataset, p.name)
+
+    def finish(self, run: Run) -> dict[str, Any]:
+        return _summary(run.state["result"])
+
+    def details(self, run: Run, summary: Mapping[str, Any]) -> dict[str, Any]:
+        p = run.params
+        result = run.state.get("result") or read_result(run.output.store)
+        return {"result": result, "eval_dir": run.output.store, "dataset": p.dataset,
+                "benchmark": p.benchmark, "protocol": p.protocol, "stream": p.stream}
+
+
+class Evaluate(_Evaluation):
+    name, version = "evaluate", 1
 
     def __init__(self) -> None:
         self.weights_recorded: str | None = None  # as the inputs record it (relative inside)
-
-    def output(self, ws: Workspace, p: EvalParams) -> Output:
-        return ws.evaluation(p.dataset, p.name)
 
     def command(self, p: EvalParams) -> str:
         return f"evaluate {p.protocol} {p.stream} {p.dataset} {p.benchmark}"
@@ -519,15 +520,6 @@ class Evaluate(Stage[EvalParams]):
             log_tensorboard(run.where, result)
         run.state["result"] = finite(result)
 
-    def finish(self, run: Run[EvalParams]) -> dict[str, Any]:
-        return _summary(run.state["result"])
-
-    def details(self, run: Run[EvalParams], summary: Mapping[str, Any]) -> dict[str, Any]:
-        p = run.params
-        result = run.state.get("result") or read_result(run.output.store)
-        return {"result": result, "eval_dir": run.output.store, "dataset": p.dataset,
-                "benchmark": p.benchmark, "protocol": p.protocol, "stream": p.stream}
-
 
 # -- three streams: the ensemble stage -----------------------------------------------------
 @dataclass(frozen=True)
@@ -540,13 +532,11 @@ class EnsembleParams:
     protocol: str
     frames: int
     streams: Mapping[str, str] = field(default_factory=dict)
+    stream: str = ALL
 
 
-class Ensemble(Stage[EnsembleParams]):
-    name, version, output_kind = "evaluate", 1, "atomic"   # an evaluation like the others
-
-    def output(self, ws: Workspace, p: EnsembleParams) -> Output:
-        return ws.evaluation(p.dataset, p.name)
+class Ensemble(_Evaluation):
+    name, version = "evaluate", 1   # an evaluation like the others
 
     def command(self, p: EnsembleParams) -> str:
         return f"evaluate {p.protocol} all {p.dataset} {p.benchmark}"
@@ -589,15 +579,6 @@ class Ensemble(Stage[EnsembleParams]):
         write_outputs(run.where, result, scores, p.name,
                       store_action_names(store, int(result["classes"])))
         run.state["result"] = finite(result)
-
-    def finish(self, run: Run[EnsembleParams]) -> dict[str, Any]:
-        return _summary(run.state["result"])
-
-    def details(self, run: Run[EnsembleParams], summary: Mapping[str, Any]) -> dict[str, Any]:
-        p = run.params
-        result = run.state.get("result") or read_result(run.output.store)
-        return {"result": result, "eval_dir": run.output.store, "dataset": p.dataset,
-                "benchmark": p.benchmark, "protocol": p.protocol, "stream": ALL}
 
 
 def ensemble_scores(scores: list[Any]) -> Any:

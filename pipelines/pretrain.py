@@ -26,7 +26,7 @@ from typing import Any
 
 from asar_data import storage
 from pipelines.checkpoints import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
-from pipelines.config import RUNTIME_KEYS, ConfigError, dump, get_key
+from pipelines.config import RUNTIME_KEYS, ConfigError, ConfigParams, dump, get_key
 from pipelines.runner import Options, Run, Stage, StageResult, execute
 from pipelines.stage import Input
 from pipelines.workspace import Output, Workspace, WorkspaceError
@@ -36,7 +36,7 @@ __all__ = ["CHECKPOINT_FORMAT", "RUNTIME_KEYS", "Pretrain", "PretrainParams", "p
 
 
 @dataclass(frozen=True)
-class PretrainParams:
+class PretrainParams(ConfigParams):
     """A run: its name and the resolved configuration (the reference keys, with
     ``dataset`` and ``benchmark``; see `pipelines.config`)."""
 
@@ -50,20 +50,8 @@ class PretrainParams:
         object.__setattr__(self, "config", validate_config(self.config, "pretrain")[0])
 
     @property
-    def dataset(self) -> str:
-        return str(self.config["dataset"])
-
-    @property
-    def benchmark(self) -> str:
-        return str(self.config["benchmark"])
-
-    @property
     def epochs(self) -> int:
         return int(self.config["num_epoch"])
-
-    @property
-    def frames(self) -> int:
-        return int(self.config.get("frames", 50))
 
 
 class Pretrain(Stage[PretrainParams]):

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from asar_data import storage
+from pipelines.config import get_key
 from pipelines.fingerprint import digest, package_version
 from pipelines.manifest import Manifest
 from pipelines.runner import Options, Run, Stage, StageResult, execute
@@ -113,15 +114,6 @@ def _figure_files(ws: Workspace, dataset: str) -> list[str]:
 
 
 # -- gathering ------------------------------------------------------------------------------
-def _get(cfg: Mapping[str, Any], dotted: str) -> Any:
-    node: Any = cfg
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
 def _png(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode()
 
@@ -170,8 +162,8 @@ def runs_section(ws: Workspace, ds: str, state: dict[str, Any]) -> str:
         records = read_metrics(out.store)
         done, total = m.progress if m else (0, 0)
         final = records[-1]["loss"] if records else None
-        settings = ", ".join(f"{k.split('.')[-1]} {_get(cfg, k)}" for k in RUN_KEYS
-                             if _get(cfg, k) is not None)
+        settings = ", ".join(f"{k.split('.')[-1]} {get_key(cfg, k)}" for k in RUN_KEYS
+                             if get_key(cfg, k) is not None)
         body.append([name, cfg.get("benchmark"), f"{done}/{total}",
                      "complete" if m and m.complete else "unfinished",
                      "-" if final is None else f"{final:.4f}", settings])
