@@ -100,6 +100,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.workdir = "learning-work" if args.synthetic else "asar-work"
     if not args.synthetic and args.dataset is None:
         p.error("name a workspace dataset with --dataset, or give --synthetic")
+    from pipelines.workspace import NAME_CHARS
+
+    if args.dataset.startswith(".") or not set(args.dataset) <= NAME_CHARS:
+        p.error(f"--dataset {args.dataset!r} is a name, not a path")  # it names folders
     if args.active_epoch > args.epochs:
         print(f"note: active epoch {args.active_epoch} is beyond {args.epochs} epochs: ASAR "
               "runs without active sampling", file=sys.stderr)
