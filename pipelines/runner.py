@@ -193,9 +193,6 @@ class Stage(Generic[P]):
         """Sequential stages: do shard ``shard`` in this process."""
         raise NotImplementedError
 
-    def shard_done(self, run: Run[P], shard: int, result: Any) -> None:
-        """Called in the driver as each shard's result arrives."""
-
     def finish(self, run: Run[P]) -> dict[str, Any]:
         """After every shard: finishing writes; returns the manifest summary."""
         return {}
@@ -317,9 +314,8 @@ def _run_shards(stage: Stage[P], run: Run[P], weights: list[int], options: Optio
     label = f"{stage.name} {getattr(run.params, 'dataset', '')}".strip()
     t_start, w_start = time.monotonic(), completed
 
-    def record(shard: int, result: Any, bar: Any) -> None:
+    def record(shard: int, bar: Any) -> None:
         nonlocal completed
-        stage.shard_done(run, shard, result)
         if run.log is not None:
             run.log.done([shard])
         completed += weights[shard]
@@ -334,7 +330,8 @@ def _run_shards(stage: Stage[P], run: Run[P], weights: list[int], options: Optio
         try:
             if not stage.parallel:
                 for shard in pending:
-                    record(shard, stage.run_shard(run, shard), bar)
+                    stage.run_shard(run, shard)
+                    record(shard, bar)
                 return
             from pipelines.executor import Task, make_executor, task_key
 
@@ -345,8 +342,8 @@ def _run_shards(stage: Stage[P], run: Run[P], weights: list[int], options: Optio
                                   fn, args))
             with make_executor(options.workers, options.scheduler, len(tasks)) as ex:
                 run.progress.note(f"{label}: {len(tasks)} shards on {ex.description}")
-                for task, result in ex.run(tasks):
-                    record(task.shard, result, bar)
+                for task, _ in ex.run(tasks):
+                    record(task.shard, bar)
         finally:
             if run.log is not None:
                 run.log.flush()
