@@ -105,18 +105,17 @@ def load_encoder(weights: str | None, workdir: str | None = None, dataset: str |
     encoder's; read with weights_only=True, strictly) or a run name of ``dataset`` in the
     workspace; None gives the reference-initialised random encoder. ``model_args`` as in
     the presets (default: the reference's quarter-width ST-GCN)."""
-    from asar_model.checkpoint import build_encoder, load_state
-    from pipelines.checkpoints import read_weights
+    from asar_model.checkpoint import build_encoder
+    from pipelines.checkpoints import load_encoder as load
 
+    if weights is None:
+        return build_encoder(model_args, num_class, seed).eval()
     location = weights
-    if weights is not None and dataset is not None:
+    if dataset is not None:
         from pipelines.evaluate import resolve_weights
 
         location = resolve_weights(_workspace(workdir), dataset, weights)
-    model = build_encoder(model_args, num_class, seed)
-    if location is not None:
-        load_state(model, read_weights(location), location)
-    return model.eval()
+    return load(location, model_args, num_class, seed)[0].eval()
 
 
 def embed(encoder: Any, x: Any, batch_size: int = 256, device: str | None = None,

@@ -229,14 +229,14 @@ def source(splits: Splits, indices: Any, device: Any, cfg: Mapping[str, Any]) ->
 def load_model(weights: str | None, cfg: Mapping[str, Any], classes: int, seed: int
                ) -> tuple[Any, str]:
     """(encoder with a new fc of ``classes`` outputs, a description of its weights)."""
-    from asar_model.checkpoint import build_encoder, load_state
-    from pipelines.checkpoints import read_weights
+    from asar_model.checkpoint import build_encoder
+    from pipelines.checkpoints import load_encoder
 
     args = cfg.get("model_args") or {}
-    model = build_encoder(args, classes, seed)
     if weights is None:
-        return model, f"random init (reference init, seed {seed})"
-    return model, load_state(model, read_weights(weights), weights).describe()
+        return build_encoder(args, classes, seed), f"random init (reference init, seed {seed})"
+    model, report = load_encoder(weights, args, classes, seed)
+    return model, report.describe()
 
 
 def check_frozen(model: Any, before: str, what: str) -> None:

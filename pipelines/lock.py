@@ -203,12 +203,12 @@ class OutputLock:
 
     # -- object storage: leases -----------------------------------------------------------
     def _try_lease(self) -> Holder | None:
-        current = _read_lease(self.location)
+        current = read_holder(self.location)
         if current is not None and _lease_alive(current):
             return current
         self._write_holder()
         time.sleep(LEASE_SETTLE_S)
-        current = _read_lease(self.location)
+        current = read_holder(self.location)
         if current is None or current.token != self.holder.token:
             return current or Holder("?", 0, time.time(), "another run")
         self._stop.clear()
@@ -229,13 +229,6 @@ def _lease_alive(holder: Holder) -> bool:
     return holder.host != socket.gethostname() or _pid_alive(holder.pid)
 
 
-def _read_lease(location: str) -> Holder | None:
-    try:
-        return Holder.parse(storage.read_text(location))
-    except (FileNotFoundError, OSError):
-        return None
-
-
 def read_holder(location: str) -> Holder | None:
     """The holder recorded in a lock file (None when there is none or it is unreadable)."""
     try:
@@ -248,7 +241,7 @@ def inspect(location: str) -> tuple[State, Holder | None]:
     """Whether a lock is held by a live run ("running"), was left by a run that is gone
     ("stopped"), or absent ("free"); with the holder and its last heartbeat."""
     if storage.is_url(location):
-        holder = _read_lease(location)
+        holder = read_holder(location)
         if holder is None:
             return "free", None
         return ("running" if _lease_alive(holder) else "stopped"), holder

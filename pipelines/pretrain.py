@@ -160,7 +160,7 @@ class Pretrain(Stage[PretrainParams]):
             optimizer.load_state_dict(state["optimizer"])
             torch.set_rng_state(state["rng"]["torch"])
             start_epoch = int(state["epoch"])
-            history = [json.loads(line) for line in _read_metrics(run.where)][:start_epoch]
+            history = read_metrics(run.where)[:start_epoch]
             run.progress.note(f"pretrain: resuming {run.where} after epoch {start_epoch}")
         # a kill between the checkpoint's and the manifest's writes: the checkpoint decides
         run.redo({e for e in run.done if e >= start_epoch})
@@ -263,16 +263,12 @@ def _eta(s: Mapping[str, Any], epoch: int, epochs: int, step: int, rate: float,
     return round(left, 1)
 
 
-def _read_metrics(run_dir: str) -> list[str]:
+def read_metrics(run_dir: str) -> list[dict[str, Any]]:
+    """The per-epoch records of a run (empty when it has none yet)."""
     loc = storage.join(run_dir, "metrics.jsonl")
     if not storage.exists(loc):
         return []
-    return [line for line in storage.read_text(loc).splitlines() if line.strip()]
-
-
-def read_metrics(run_dir: str) -> list[dict[str, Any]]:
-    """The per-epoch records of a run (empty when it has none yet)."""
-    return [json.loads(line) for line in _read_metrics(run_dir)]
+    return [json.loads(line) for line in storage.read_text(loc).splitlines() if line.strip()]
 
 
 def _tensorboard(run_dir: str):

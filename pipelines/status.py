@@ -150,13 +150,12 @@ def human_duration(seconds: float) -> str:
 
 def _last_loss(run_dir: str) -> str:
     """`, last loss 4.1234` from a run's metrics.jsonl (empty when it has none)."""
-    import json
+    from pipelines.pretrain import read_metrics
 
-    loc = storage.join(run_dir, "metrics.jsonl")
     try:
-        lines = [ln for ln in storage.read_text(loc).splitlines() if ln.strip()]
-        return f", last loss {json.loads(lines[-1])['loss']:.4f}" if lines else ""
-    except (FileNotFoundError, OSError, ValueError, KeyError):
+        records = read_metrics(run_dir)
+        return f", last loss {records[-1]['loss']:.4f}" if records else ""
+    except (OSError, ValueError, KeyError):
         return ""
 
 
